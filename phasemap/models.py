@@ -1,0 +1,209 @@
+"""Models as a registry: what a model takes, what it returns, and how it is evaluated.
+
+A :class:`Model` declares its parameters (name, units, default, valid range), its outputs, a
+version string (part of every cache key: bump it whenever the numbers a model returns could
+change) and a kernel: a pure function of numpy arrays, broadcast over its arguments, returning
+every output including the two labels. Models never see xarray or the store.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from . import regimes
+from .errors import ParameterError
+from .physics import pauli as _pauli
+from .physics import single_level as _sl
+
+Kernel = Callable[..., dict[str, np.ndarray]]
+
+OUTPUTS = ("J_L", "Q_L", "Q_R", "P", "s", "p1", "regime", "machine")
+OUTPUT_DTYPES = {name: np.dtype("int8") if name in ("regime", "machine") else np.dtype("f8")
+                 for name in OUTPUTS}
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One model parameter.
+
+    ``lower``/``upper`` bound the valid range; ``lower_open`` makes the lower bound strict.
+    """
+
+    name: str
+    units: str
+    default: float
+    lower: float = -math.inf
+    upper: float = math.inf
+    lower_open: bool = False
+    description: str = ""
+
+    def allowed(self) -> str:
+        lo = "(" if self.lower_open or math.isinf(self.lower) else "["
+        return f"a finite number in {lo}{self.lower:g}, {self.upper:g}]".replace("inf]", "inf)")
+
+    def violates(self, values: np.ndarray) -> np.ndarray:
+        """Boolean mask of values outside the valid range (NaN and inf included)."""
+        bad = ~np.isfinite(values)
+        bad |= (values <= self.lower) if self.lower_open else (values < self.lower)
+        bad |= values > self.upper
+        return bad
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A condition on several parameters jointly (e.g. ``T_R > 0``).
+
+    ``check`` takes the broadcast parameter arrays it names and returns a mask of *bad* points.
+    """
+
+    params: tuple[str, ...]
+    check: Callable[..., np.ndarray]
+    allowed: str
+
+
+@dataclass(frozen=True)
+class Model:
+    """A registered model: parameters, outputs, version and kernel."""
+
+    name: str
+    version: str
+    description: str
+    parameters: tuple[Parameter, ...]
+    kernel: Kernel
+    outputs: tuple[str, ...] = OUTPUTS
+    constraints: tuple[Constraint, ...] = ()
+    closed_form: bool = False
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+    def parameter(self, name: str) -> Parameter:
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise ParameterError(name, name, f"one of the parameters of model "
+                                         f"{self.name!r}: {', '.join(self.param_names)}")
+
+    def defaults(self) -> dict[str, float]:
+        return {p.name: p.default for p in self.parameters}
+
+    def __call__(self, **params) -> dict[str, np.ndarray]:
+        """Evaluate the kernel on numpy inputs (defaults filled in, no validation)."""
+        args = self.defaults() | params
+        return self.kernel(**{k: np.asarray(args[k], dtype=np.float64)
+                              for k in self.param_names})
+
+
+_REGISTRY: dict[str, Model] = {}
+
+
+def register(model: Model) -> Model:
+    """Add ``model`` to the registry (a name can be registered once)."""
+    if model.name in _REGISTRY:
+        raise ValueError(f"model {model.name!r} is already registered")
+    _REGISTRY[model.name] = model
+    return model
+
+
+def get_model(name: str | Model) -> Model:
+    """Look a model up by name; unknown names raise :class:`ParameterError`."""
+    if isinstance(name, Model):
+        return name
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ParameterError("model", name,
+                             f"one of the registered models: {', '.join(sorted(_REGISTRY))}"
+                             ) from None
+
+
+def available_models() -> tuple[str, ...]:
+    return tuple(sorted(_REGISTRY))
+
+
+# --- the single-level dot ---------------------------------------------------------------
+
+SINGLE_DOT_PARAMETERS = (
+    Parameter("eps", "E0", 0.0, description="dot level energy"),
+    Parameter("T", "E0", 7.5, lower=0.0, lower_open=True, description="mean temperature"),
+    Parameter("dT", "E0", 0.0, description="temperature difference T_L - T_R"),
+    Parameter("dV", "E0", 0.0, description="bias voltage (mu_L - mu_R)/e"),
+    Parameter("mu", "E0", 0.0, description="mean chemical potential"),
+    Parameter("gamma_L", "gamma0", 2.0, lower=0.0, lower_open=True,
+              description="bare tunnelling rate of the left lead"),
+    Parameter("gamma_R", "gamma0", 2.0, lower=0.0, lower_open=True,
+              description="bare tunnelling rate of the right lead"),
+)
+
+POSITIVE_LEAD_TEMPERATURES = Constraint(
+    params=("T", "dT"),
+    check=lambda T, dT: ~(T - 0.5 * np.abs(dT) > 0.0),
+    allowed="|dT| < 2 T, so that T_L = T + dT/2 > 0 and T_R = T - dT/2 > 0",
+)
+
+
+@numba.guvectorize(
+    ["void(f8, f8, f8, f8, f8, f8, f8, f8[:], f8[:], f8[:], f8[:], f8[:], f8[:], i1[:], i1[:])"],
+    "(),(),(),(),(),(),()->(),(),(),(),(),(),(),()",
+    cache=True,
+    target="parallel",
+)
+def _single_level_fused(eps, T, dT, dV, mu, gL, gR, J, QL, QR, P, s, p1, regime, machine):
+    j, ql, qr, pw, sv, occ = _sl.point(eps, T, dT, dV, mu, gL, gR)
+    J[0], QL[0], QR[0], P[0], s[0], p1[0] = j, ql, qr, pw, sv, occ
+    regime[0] = regimes.regime_code(dT, dV, j, ql, qr, pw)
+    machine[0] = regimes.machine_code(dT, dV, j, ql, qr, pw)
+
+
+def _single_level_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, np.ndarray]:
+    outs = _single_level_fused(eps, T, dT, dV, mu, gamma_L, gamma_R)
+    return dict(zip(OUTPUTS, outs, strict=True))
+
+
+def _pauli_single_dot_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, np.ndarray]:
+    eps, T, dT, dV, mu, gL, gR = np.broadcast_arrays(eps, T, dT, dV, mu, gamma_L, gamma_R)
+    shape = eps.shape
+    energies = np.stack([np.zeros(shape), eps], axis=-1)            # states |0>, |1>
+    charges = np.array([0, 1])
+    gamma = np.zeros((*shape, 2, 2, 2))
+    gamma[..., 0, 0, 1] = gL
+    gamma[..., 1, 0, 1] = gR
+    mus = np.stack([mu + 0.5 * dV, mu - 0.5 * dV], axis=-1)
+    temps = np.stack([T + 0.5 * dT, T - 0.5 * dT], axis=-1)
+    res = _pauli.solve(energies, charges, gamma, mus, temps)
+    J = res.particle_current[..., 0]
+    QL = res.heat_current[..., 0]
+    QR = -res.heat_current[..., 1]
+    P = dV * J  # two terminals: energy conservation gives Q_R - Q_L = dV J_L
+    reg, mach = regimes.classify(dT, dV, J, QL, QR, P)
+    return {"J_L": J, "Q_L": QL, "Q_R": QR, "P": P, "s": res.entropy_production,
+            "p1": res.p[..., 1], "regime": reg, "machine": mach}
+
+
+single_level = register(Model(
+    name="single_level",
+    version="1.0.0",
+    description="Single-level quantum dot between two reservoirs, sequential tunnelling, "
+                "closed form (Zhang & Lü, PRE 111, 044112 (2025))",
+    parameters=SINGLE_DOT_PARAMETERS,
+    kernel=_single_level_kernel,
+    constraints=(POSITIVE_LEAD_TEMPERATURES,),
+    closed_form=True,
+))
+
+pauli = register(Model(
+    name="pauli",
+    version="1.0.0",
+    description="The same dot solved numerically by the generic batched Pauli master-equation "
+                "engine (phasemap.physics.pauli)",
+    parameters=SINGLE_DOT_PARAMETERS,
+    kernel=_pauli_single_dot_kernel,
+    constraints=(POSITIVE_LEAD_TEMPERATURES,),
+))
