@@ -81,13 +81,11 @@ fi
 
 # pid_alive PIDFILE NAME -> 0 if the pid in PIDFILE is a running NAME process
 pid_alive() {
-    local pidfile="$1" name="$2" pid comm
+    local pidfile="$1" name="$2" pid
     [ -s "$pidfile" ] || return 1
     pid="$(cat "$pidfile" 2>/dev/null)" || return 1
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    [ -r "/proc/$pid/comm" ] || return 1
-    comm="$(cat "/proc/$pid/comm" 2>/dev/null)" || return 1
-    [ "$comm" = "$name" ]
+    proc_alive "$pid" "$name"
 }
 
 # proc_alive PID NAME -> 0 while process PID exists and is NAME (not a zombie).
