@@ -21,6 +21,7 @@ from .evaluate import evaluate, evaluate_spec
 from .grid import GridSpec, RangeAxis
 from .models import Model, Parameter, available_models, get_model, register
 from .regimes import MACHINE_LABELS, REGIME_LABELS, classify
+from .store import Store, compute
 from .thresholds import threshold
 
 __all__ = [
@@ -33,10 +34,12 @@ __all__ = [
     "ParameterError",
     "PhasemapError",
     "RangeAxis",
+    "Store",
     "StoreError",
     "__version__",
     "available_models",
     "classify",
+    "compute",
     "evaluate",
     "evaluate_spec",
     "get_model",

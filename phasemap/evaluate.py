@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from . import __version__
+from .errors import ParameterError
 from .grid import GridSpec, as_input, canonical_chunks, validate_inputs
 from .models import OUTPUT_DTYPES, Model, get_model
 from .variables import apply_attrs
@@ -73,6 +74,15 @@ def evaluate(model: str | Model = "single_level", *, chunks: Mapping[str, int] |
     for arr in inputs.values():
         for d, n in arr.sizes.items():
             sizes.setdefault(str(d), n)
+    if isinstance(chunks, Mapping):
+        for dim, c in chunks.items():  # the same rule as GridSpec.check
+            if dim not in sizes:
+                raise ParameterError(f"chunks.{dim}", c, "a chunk size for one of the "
+                                     f"dimensions {', '.join(sizes) or '(none)'}")
+            if isinstance(c, bool) or not (isinstance(c, int | np.integer) and (c >= 1 or c == -1)):
+                raise ParameterError(f"chunks.{dim}", c, "a positive integer (or -1: whole dim)")
+    elif chunks is not None and chunks != "auto":
+        raise ParameterError("chunks", chunks, "a mapping of dimension to chunk size, or 'auto'")
     lazy = (chunks is not None or math.prod(sizes.values()) > LAZY_POINTS
             or any(a.chunks is not None for a in inputs.values()))
     if lazy:
@@ -98,7 +108,9 @@ def evaluate(model: str | Model = "single_level", *, chunks: Mapping[str, int] |
         if arr.ndim == 0:
             ds.coords[name] = arr.compute() if arr.chunks else arr
         elif arr.ndim == 1 and arr.dims[0] == name:
-            ds.coords[name] = np.asarray(arr.values)
+            # The index coordinate is numpy even when the data were chunked above: reading
+            # it (not ``arr.values``) keeps a lazy evaluation from computing anything.
+            ds.coords[name] = np.asarray(arr[name].values if name in arr.coords else arr.values)
         elif name not in ds.coords:  # point-wise inputs: keep them beside their dims
             ds.coords[name] = arr
     ds = ds.transpose(*[d for d in sizes if d in ds.dims])

@@ -78,6 +78,10 @@ class Model:
     outputs: tuple[str, ...] = OUTPUTS
     constraints: tuple[Constraint, ...] = ()
     closed_form: bool = False
+    #: Outputs the store keeps; the others are derived on read by ``derive``.
+    stored: tuple[str, ...] = OUTPUTS
+    #: ``derive(stored_outputs: dict, **params) -> dict`` of the outputs not stored.
+    derive: Callable[..., dict[str, np.ndarray]] | None = None
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
@@ -153,13 +157,31 @@ POSITIVE_LEAD_TEMPERATURES = Constraint(
     ["void(f8, f8, f8, f8, f8, f8, f8, f8[:], f8[:], f8[:], f8[:], f8[:], f8[:], i1[:], i1[:])"],
     "(),(),(),(),(),(),()->(),(),(),(),(),(),(),()",
     cache=True,
-    target="parallel",
+    target="cpu",  # parallelism comes from dask threads (the loop releases the GIL)
 )
 def _single_level_fused(eps, T, dT, dV, mu, gL, gR, J, QL, QR, P, s, p1, regime, machine):
     j, ql, qr, pw, sv, occ = _sl.point(eps, T, dT, dV, mu, gL, gR)
     J[0], QL[0], QR[0], P[0], s[0], p1[0] = j, ql, qr, pw, sv, occ
     regime[0] = regimes.regime_code(dT, dV, j, ql, qr, pw)
     machine[0] = regimes.machine_code(dT, dV, j, ql, qr, pw)
+
+
+@numba.guvectorize(
+    ["void(f8, f8, f8, f8, f8, f8, f8, f8, f8[:], f8[:], f8[:], f8[:], f8[:], i1[:], i1[:])"],
+    "(),(),(),(),(),(),(),()->(),(),(),(),(),(),()",
+    cache=True,
+    target="cpu",  # parallelism comes from dask threads (the loop releases the GIL)
+)
+def _single_level_derive(J, eps, T, dT, dV, mu, gL, gR, QL, QR, P, s, p1, regime, machine):
+    ql, qr, pw, sv, occ = _sl.from_current(J, eps, T, dT, dV, mu, gL, gR)
+    QL[0], QR[0], P[0], s[0], p1[0] = ql, qr, pw, sv, occ
+    regime[0] = regimes.regime_code(dT, dV, J, ql, qr, pw)
+    machine[0] = regimes.machine_code(dT, dV, J, ql, qr, pw)
+
+
+def _single_level_from_current(stored, eps, T, dT, dV, mu, gamma_L, gamma_R):
+    outs = _single_level_derive(stored["J_L"], eps, T, dT, dV, mu, gamma_L, gamma_R)
+    return dict(zip(("Q_L", "Q_R", "P", "s", "p1", "regime", "machine"), outs, strict=True))
 
 
 def _single_level_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, np.ndarray]:
@@ -196,6 +218,8 @@ single_level = register(Model(
     kernel=_single_level_kernel,
     constraints=(POSITIVE_LEAD_TEMPERATURES,),
     closed_form=True,
+    stored=("J_L",),
+    derive=_single_level_from_current,
 ))
 
 pauli = register(Model(

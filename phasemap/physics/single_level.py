@@ -11,13 +11,14 @@ Model (Zhang & Lü, Phys. Rev. E 111, 044112 (2025), Sec. II, natural units k_B 
 The difference of Fermi functions is never formed by subtraction. With
 ``d = x_R - x_L = ((eps - mu) dT + T dV) / (T_L T_R)`` (no cancellation) ::
 
-    f_L - f_R = sinh(d/2) / (2 cosh(x_L/2) cosh(x_R/2))
+    f_L - f_R =  (1 - f_L) f_R expm1(d)       for d <= 0
+    f_L - f_R = -(1 - f_R) f_L expm1(-d)      for d >  0
 
-and both factors are evaluated scaled by ``exp(-|x_L|/2 - |x_R|/2)`` so nothing overflows for
-any finite input. ``J_L`` therefore has the sign of ``d`` exactly, ``s = J_L d >= 0`` always,
-and the relative error stays near a few ulp times ``max|x_v|``. Where the true current is
-below the smallest subnormal double, ``J_L`` is returned as ``+-5e-324`` so its sign (on which
-the regime depends) survives underflow.
+where every factor is computed to full relative precision (``1 - f`` as ``f(-x)``) and
+``expm1`` of a non-positive argument never overflows. ``J_L`` therefore has the sign of ``d``
+exactly, ``s = J_L d >= 0`` always, and the relative error is a few ulp. Where the true
+current is below the smallest subnormal double, ``J_L`` is returned as ``+-5e-324`` so its
+sign (on which the regime depends) survives underflow.
 """
 
 from __future__ import annotations
@@ -31,31 +32,110 @@ TINY = 5e-324
 
 
 @numba.njit(cache=True, inline="always")
+def fermi_pair(x):
+    """``(f(x), 1 - f(x))`` for ``f(x) = 1/(1+e^x)``, both to full relative precision."""
+    e = math.exp(-abs(x))
+    small = e / (1.0 + e)
+    large = 1.0 / (1.0 + e)
+    if x >= 0.0:
+        return small, large
+    return large, small
+
+
+@numba.njit(cache=True, inline="always")
 def fermi(x):
     """Fermi function 1/(1+e^x) without overflow."""
-    if x >= 0.0:
-        e = math.exp(-x)
-        return e / (1.0 + e)
-    return 1.0 / (1.0 + math.exp(x))
+    return fermi_pair(x)[0]
 
 
 @numba.njit(cache=True, inline="always")
 def fermi_difference(xL, xR, d):
     """f(x_L) - f(x_R) given d = x_R - x_L computed without cancellation."""
-    a = 0.5 * abs(xL)
-    b = 0.5 * abs(xR)
-    c = 0.5 * d
-    if abs(c) <= 1.0:
-        num = math.sinh(c)
-        expo = -(a + b)
+    fL, gL = fermi_pair(xL)
+    fR, gR = fermi_pair(xR)
+    if d <= 0.0:
+        value = gL * fR * math.expm1(d)
     else:
-        num = math.copysign(-0.5 * math.expm1(-2.0 * abs(c)), c)
-        expo = abs(c) - a - b  # <= 0 since |x_R - x_L| <= |x_L| + |x_R|
-    den = (1.0 + math.exp(-2.0 * a)) * (1.0 + math.exp(-2.0 * b))
-    value = 2.0 * num * math.exp(expo) / den
+        value = -gR * fL * math.expm1(-d)
     if value == 0.0 and d != 0.0:
         value = math.copysign(TINY, d)
     return value + 0.0  # turn -0.0 into +0.0
+
+
+@numba.njit(cache=True, inline="always")
+def _two_sum(a, b):
+    """``a + b = s + e`` exactly (Knuth's TwoSum); used by ``_frame``."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+@numba.njit(cache=True, inline="always")
+def _two_prod(a, b):
+    """``a * b = p + e`` exactly (Dekker's TwoProduct); used by ``_frame``.
+
+    ``e = 0`` where the splitting could overflow or the error would underflow, which only
+    costs the usual single rounding of ``a * b``.
+    """
+    p = a * b
+    if not (abs(a) < 1e290 and abs(b) < 1e290 and 1e-280 < abs(p) < 1e290):
+        return p, 0.0
+    c = 134217729.0 * a  # 2**27 + 1
+    ah = c - (c - a)
+    al = a - ah
+    c = 134217729.0 * b
+    bh = c - (c - b)
+    bl = b - bh
+    return p, al * bl - (((p - ah * bh) - al * bh) - ah * bl)
+
+
+@numba.njit(cache=True, inline="always")
+def _frame(eps, T, dT, dV, mu):
+    # eps - mu_v and (eps - mu) dT + T dV are sums that cancel (eps next to mu_v, eps next
+    # to eps_r): evaluate them with error-free transformations so they keep full relative
+    # precision for the exact float inputs; T_L, T_R are single correctly rounded operations.
+    TL = T + 0.5 * dT
+    TR = T - 0.5 * dT
+    de, de_err = _two_sum(eps, -mu)  # eps - mu = de + de_err exactly
+    s, e = _two_sum(de, -0.5 * dV)
+    eL = s + (e + de_err)  # eps - mu_L
+    s, e = _two_sum(de, 0.5 * dV)
+    eR = s + (e + de_err)  # eps - mu_R
+    p1, q1 = _two_prod(de, dT)
+    p2, q2 = _two_prod(T, dV)
+    s, e = _two_sum(p1, p2)
+    num = s + (((e + q1) + q2) + de_err * dT)
+    d = num / (TL * TR)  # x_R - x_L without cancellation
+    return eL / TL, eR / TR, eL, eR, d
+
+
+@numba.njit(cache=True, inline="always")
+def current(eps, T, dT, dV, mu, gamma_L, gamma_R):
+    """Particle current J_L out of the left reservoir at one point (eq. 6, corrected)."""
+    xL, xR, _, _, d = _frame(eps, T, dT, dV, mu)
+    # gamma_L gamma_R / (gamma_L + gamma_R) written so that no intermediate overflows
+    lo, hi = min(gamma_L, gamma_R), max(gamma_L, gamma_R)
+    J = lo / (1.0 + lo / hi) * fermi_difference(xL, xR, d)
+    if J == 0.0 and d != 0.0:  # a small gamma can underflow it again: keep the sign
+        J = math.copysign(TINY, d)
+    return J + 0.0
+
+
+@numba.njit(cache=True, inline="always")
+def from_current(J, eps, T, dT, dV, mu, gamma_L, gamma_R):
+    """Every other output at one point given J_L: ``(Q_L, Q_R, P, s, p1)``.
+
+    Uses exactly the arithmetic of :func:`point`, so outputs derived from a stored ``J_L``
+    are bit-identical to those computed together with it.
+    """
+    xL, xR, eL, eR, d = _frame(eps, T, dT, dV, mu)
+    # (gamma_L f_L + gamma_R f_R) / (gamma_L + gamma_R) with weights that cannot overflow
+    r = min(gamma_L, gamma_R) / max(gamma_L, gamma_R)
+    w_big = 1.0 / (1.0 + r)
+    w_small = r / (1.0 + r)
+    wL, wR = (w_small, w_big) if gamma_L <= gamma_R else (w_big, w_small)
+    p1 = wL * fermi(xL) + wR * fermi(xR)
+    return eL * J, eR * J, dV * J + 0.0, J * d, p1
 
 
 @numba.njit(cache=True, inline="always")
@@ -64,18 +144,9 @@ def point(eps, T, dT, dV, mu, gamma_L, gamma_R):
 
     Returns ``(J_L, Q_L, Q_R, P, s, p1)``; see the module docstring for units and equations.
     """
-    TL = T + 0.5 * dT
-    TR = T - 0.5 * dT
-    de = eps - mu
-    eL = de - 0.5 * dV  # eps - mu_L
-    eR = de + 0.5 * dV  # eps - mu_R
-    xL = eL / TL
-    xR = eR / TR
-    d = (de * dT + T * dV) / (TL * TR)
-    gamma = gamma_L * gamma_R / (gamma_L + gamma_R)
-    J = gamma * fermi_difference(xL, xR, d)
-    p1 = (gamma_L * fermi(xL) + gamma_R * fermi(xR)) / (gamma_L + gamma_R)
-    return J, eL * J, eR * J, dV * J, J * d, p1
+    J = current(eps, T, dT, dV, mu, gamma_L, gamma_R)
+    QL, QR, P, s, p1 = from_current(J, eps, T, dT, dV, mu, gamma_L, gamma_R)
+    return J, QL, QR, P, s, p1
 
 
 @numba.guvectorize(

@@ -1,0 +1,431 @@
+"""The ``phasemap`` command line: a thin adapter over the public Python API.
+
+Every command parses its options, calls :mod:`phasemap` and formats the answer. Errors a user
+can fix print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from .errors import ParameterError, PhasemapError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Transport phase maps of quantum-dot thermoelectric devices.")
+cache_app = typer.Typer(no_args_is_help=True, help="Inspect and maintain the store.")
+app.add_typer(cache_app, name="cache")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+StoreOpt = Annotated[str | None, typer.Option("--store", help="Store path or fsspec URL "
+                                              "(default $PHASEMAP_STORE or data/store).")]
+SchedulerOpt = Annotated[str | None, typer.Option(
+    "--scheduler", help="Existing dask scheduler: tcp://host:port or a scheduler file.")]
+ClusterOpt = Annotated[str | None, typer.Option(
+    "--cluster", help="Start a job-queue cluster: slurm or pbs "
+                      "(config from pipelines/cluster/<name>.yaml).")]
+ClusterConfigOpt = Annotated[str | None, typer.Option(
+    "--cluster-config", help="YAML of dask-jobqueue arguments (overrides the default).")]
+JobsOpt = Annotated[int | None, typer.Option("--jobs", help="Number of job-queue jobs.")]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(fn):
+    """Turn phasemap errors (and a few obvious user errors) into one line and exit 2."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except PhasemapError as exc:
+            _fail(str(exc))
+        except FileNotFoundError as exc:
+            _fail(f"{exc.filename or exc}: no such file")
+        except KeyboardInterrupt:
+            _fail("interrupted; committed shards are kept, rerun to resume", code=130)
+    return wrapper
+
+
+def _store(url: str | None):
+    from .store import Store
+
+    return Store(url)
+
+
+def _progress_bar(label: str):
+    return Progress(TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("shards"), TaskProgressColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                    TextColumn("ETA"), TimeRemainingColumn(), console=err,
+                    transient=False, disable=not err.is_terminal and False)
+
+
+def compute_with_progress(spec, store, client=None, label: str = "compute"):
+    """``phasemap.compute`` with a rich progress bar (shards, rate, ETA) on stderr."""
+    from .store import compute
+
+    with _progress_bar(label) as bar:
+        task = bar.add_task(label, total=None, rate="")
+        t0 = time.perf_counter()
+
+        def progress(done: int, total: int, points: int) -> None:
+            dt = max(time.perf_counter() - t0, 1e-9)
+            bar.update(task, completed=done, total=total,
+                       rate=f"{points / dt / 1e6:,.1f} Mpts/s" if points else "cached")
+
+        return compute(spec, store=store, client=client, progress=progress)
+
+
+def _parse_assignments(text: str, option: str) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, raw = part.partition("=")
+        if not sep:
+            raise ParameterError(option, part, "name=value pairs separated by commas, "
+                                               "e.g. eps=-15,T=7.5")
+        try:
+            values[name.strip()] = float(raw)
+        except ValueError:
+            raise ParameterError(name.strip(), raw, "a number") from None
+    return values
+
+
+# --- compute / run ----------------------------------------------------------------------
+
+@app.command()
+@handle_errors
+def compute(spec: Annotated[Path, typer.Argument(help="Grid spec (.yaml or .json).")],
+            store: StoreOpt = None, scheduler: SchedulerOpt = None, cluster: ClusterOpt = None,
+            cluster_config: ClusterConfigOpt = None, jobs: JobsOpt = None,
+            dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be "
+                                                  "computed.")] = False) -> None:
+    """Compute a grid into the store (only what is missing) and report what was done."""
+    from .cluster import get_client
+    from .grid import GridSpec
+    from .store import plan
+
+    grid = GridSpec.load(spec)
+    st = _store(store)
+    if dry_run:
+        p = plan(grid, st).summary()
+        out.print(f"grid      {' x '.join(map(str, grid.shape))} = {p['points']:,} points "
+                  f"({p['bytes'] / 2**20:,.1f} MiB of outputs)")
+        out.print(f"shards    {p['shards']:,} of {' x '.join(map(str, p['shard_shape']))}; "
+                  f"{p['shards'] - p['shards_missing']:,} stored, {p['shards_missing']:,} missing")
+        out.print(f"stored    {p['points_stored']:,} of {p['points']:,} requested points")
+        out.print(f"compute   {p['points_to_compute']:,} points")
+        out.print(f"family    {p['family']} in {st.url}")
+        return
+    with get_client(scheduler, cluster, cluster_config, jobs) as client:
+        ds = compute_with_progress(grid, st, client)
+    out.print(f"dataset {ds.attrs['dataset_id']}: {int(ds.attrs['points_computed']):,} points "
+              f"computed, {int(ds.attrs['points_reused']):,} reused, in {st.url}")
+
+
+def _pipeline_specs(path: Path) -> list[Path]:
+    import yaml
+
+    data = yaml.safe_load(path.read_text()) or {}
+    if "axes" in data:
+        return [path]
+    entries = data.get("specs") or data.get("pipelines") or []
+    if not entries:
+        raise ParameterError("pipeline", str(path), "a YAML with a list under 'specs' "
+                                                    "(paths relative to the pipeline file)")
+    specs: list[Path] = []
+    for entry in entries:
+        p = (path.parent / entry).resolve()
+        matches = sorted(p.parent.glob(p.name)) if any(c in p.name for c in "*?[") else [p]
+        for m in matches:
+            specs.extend(_pipeline_specs(m))
+    return specs
+
+
+@app.command()
+@handle_errors
+def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML listing grid specs.")],
+        store: StoreOpt = None, scheduler: SchedulerOpt = None, cluster: ClusterOpt = None,
+        cluster_config: ClusterConfigOpt = None, jobs: JobsOpt = None) -> None:
+    """Compute every grid of a pipeline into the store."""
+    from .cluster import get_client
+    from .grid import GridSpec
+
+    specs = _pipeline_specs(pipeline)
+    grids = [GridSpec.load(p) for p in specs]  # validate all before computing any
+    st = _store(store)
+    with get_client(scheduler, cluster, cluster_config, jobs) as client:
+        for path, grid in zip(specs, grids, strict=True):
+            ds = compute_with_progress(grid, st, client, label=grid.name or path.stem)
+            out.print(f"{path.name}: dataset {ds.attrs['dataset_id']}, "
+                      f"{int(ds.attrs['points_computed']):,} computed, "
+                      f"{int(ds.attrs['points_reused']):,} reused")
+
+
+# --- query ------------------------------------------------------------------------------
+
+def _open_target(target: str, store: str | None, dataset: str | None):
+    """A dataset from a spec file, a dataset id, or a store holding a single dataset."""
+    from .store import Store
+
+    path = Path(target)
+    if path.suffix.lower() in (".yaml", ".yml", ".json"):
+        return compute_with_progress(path, _store(store))
+    if path.is_dir() and (path / "requests").is_dir():
+        st = Store(str(path))
+        if dataset is None:
+            ids = [r["id"] for r in st.requests()]
+            if len(ids) != 1:
+                raise ParameterError("--dataset", None,
+                                     f"one of the {len(ids)} dataset ids in {path}: "
+                                     f"{', '.join(ids[:10])}")
+            dataset = ids[0]
+        return st.open(dataset)
+    return _store(store).open(target)
+
+
+def point_record(ds, at: dict[str, float], interp: bool = False) -> dict[str, Any]:
+    """Values and both labels of ``ds`` at a point (exact grid point, or interpolated)."""
+    from .regimes import LENSES
+
+    for name in at:
+        if name not in ds.dims:
+            if name in ds.coords and float(ds.coords[name]) == at[name]:
+                continue
+            raise ParameterError(name, at[name], f"a dimension of the dataset: "
+                                                 f"{', '.join(map(str, ds.dims))}")
+    missing = [d for d in ds.dims if d not in at]
+    if missing:
+        raise ParameterError("--at", at, f"a value for every dimension (missing "
+                                         f"{', '.join(map(str, missing))})")
+    sel = {k: v for k, v in at.items() if k in ds.dims}
+    for name, value in sel.items():
+        lo, hi = float(ds[name].min()), float(ds[name].max())
+        if not lo <= value <= hi:
+            raise ParameterError(name, value, f"a value inside the grid [{lo:g}, {hi:g}]")
+    if interp:
+        floats = ds[[v for v in ds.data_vars if ds[v].dtype.kind == "f"]]
+        point = floats.interp(sel).compute()
+        labels = ds[["regime", "machine"]].sel(sel, method="nearest").compute()
+    else:
+        point = ds.sel(sel, method="nearest")
+        for name, value in sel.items():
+            got = float(point[name])
+            if abs(got - value) > 1e-9 * max(1.0, abs(value)):
+                raise ParameterError(name, value, f"a grid value (nearest is {got:g}); "
+                                                  "use --interp to interpolate")
+        point = point.compute()
+        labels = point
+    record: dict[str, Any] = {k: float(point[k]) for k in sel}
+    for var in point.data_vars:
+        if point[var].dtype.kind == "f":
+            record[str(var)] = float(point[var])
+    for lens in ("regime", "machine"):
+        if lens in labels:
+            record[lens] = LENSES[lens][int(labels[lens])]
+    return record
+
+
+@app.command()
+@handle_errors
+def query(target: Annotated[str, typer.Argument(
+              metavar="STORE-OR-SPEC", help="A spec file, a store directory or a dataset id.")],
+          at: Annotated[str | None, typer.Option("--at", help="A point: eps=-15,T=7.5,...")]
+          = None,
+          interp: Annotated[bool, typer.Option("--interp", help="Interpolate between grid "
+                                               "points.")] = False,
+          slice_: Annotated[str | None, typer.Option("--slice", help="Fix some dims: "
+                                                     "T=7.5,dT=5")] = None,
+          out_file: Annotated[Path | None, typer.Option("--out", help="Slice output: "
+                                                        "FILE.nc or FILE.csv")] = None,
+          summary: Annotated[bool, typer.Option("--summary", help="Regime fractions.")]
+          = False,
+          lens: Annotated[str, typer.Option("--lens", help="regime or machine")] = "regime",
+          dataset: Annotated[str | None, typer.Option("--dataset", help="Dataset id inside "
+                                                      "a store directory.")] = None,
+          store: StoreOpt = None,
+          as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Query a stored dataset: a point, a slice to a file, or regime fractions."""
+    if sum(x is not None and x is not False for x in (at, slice_, summary or None)) != 1:
+        raise ParameterError("query", target, "exactly one of --at, --slice or --summary")
+    ds = _open_target(target, store, dataset)
+    if at is not None:
+        record = point_record(ds, _parse_assignments(at, "--at"), interp)
+        if as_json:
+            out.print(json.dumps(record))
+            return
+        table = Table(show_header=False, box=None)
+        for k, v in record.items():
+            table.add_row(k, f"{v:.12g}" if isinstance(v, float) else str(v))
+        out.print(table)
+    elif slice_ is not None:
+        if out_file is None:
+            raise ParameterError("--out", None, "an output file FILE.nc or FILE.csv for "
+                                                "--slice")
+        sub = select_slice(ds, _parse_assignments(slice_, "--slice"))
+        write_slice(sub, out_file)
+        out.print(f"wrote {out_file} ({sub.J_L.size:,} points, dims "
+                  f"{', '.join(map(str, sub.dims)) or 'none'})")
+    else:
+        fr = ds.phasemap.fractions(lens)
+        if as_json:
+            out.print(json.dumps({k: float(v) for k, v in fr.items()}))
+            return
+        table = Table("label", "fraction")
+        for k, v in fr.items():
+            table.add_row(k, f"{v:.4%}")
+        out.print(table)
+
+
+def select_slice(ds, fixed: dict[str, float]):
+    """``ds`` with some dimensions fixed at grid values (errors name off-grid values)."""
+    for name, value in fixed.items():
+        if name not in ds.dims:
+            raise ParameterError(name, value, f"a dimension of the dataset: "
+                                              f"{', '.join(map(str, ds.dims))}")
+        got = float(ds[name].sel({name: value}, method="nearest"))
+        if abs(got - value) > 1e-9 * max(1.0, abs(value)):
+            raise ParameterError(name, value, f"a grid value (nearest is {got:g})")
+    return ds.sel(fixed, method="nearest")
+
+
+def write_slice(sub, path: Path) -> None:
+    """Write a slice as NetCDF (CF attributes kept) or CSV (labels as strings)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".nc", ".csv"):
+        raise ParameterError("--out", str(path), "a file name ending in .nc or .csv")
+    sub = sub.compute()
+    if suffix == ".nc":
+        clean = sub.copy()
+        clean.attrs = {k: v for k, v in sub.attrs.items() if isinstance(v, str | int | float)}
+        clean.to_netcdf(path)
+    else:
+        frame = sub.to_dataframe()
+        for lens in ("regime", "machine"):
+            if lens in sub:
+                frame[f"{lens}_label"] = sub.phasemap.labels(lens).to_series().values
+        frame.to_csv(path)
+
+
+# --- cache ------------------------------------------------------------------------------
+
+@cache_app.command("ls")
+@handle_errors
+def cache_ls(store: StoreOpt = None) -> None:
+    """List the datasets in the store."""
+    st = _store(store)
+    table = Table("id", "name", "model", "shape", "points", "created", title=st.url)
+    for r in sorted(st.requests(), key=lambda r: r.get("created", "")):
+        table.add_row(r["id"], r["spec"].get("name") or "", r["spec"].get("model", ""),
+                      " x ".join(f"{d}:{n}" for d, n in zip(r["dims"], r["shape"], strict=True)),
+                      f"{r['points']:,}", r.get("created", ""))
+    out.print(table)
+
+
+@cache_app.command("info")
+@handle_errors
+def cache_info(dataset: Annotated[str, typer.Argument(help="Dataset id.")],
+               store: StoreOpt = None) -> None:
+    """Show a dataset's spec, family and provenance."""
+    st = _store(store)
+    record = st.request(dataset)
+    fam = st.family_by_key(record["family"])
+    record["family_shards_committed"] = len(fam.committed())
+    record["family_definition"] = fam.layout.definition()
+    out.print_json(json.dumps(record))
+
+
+@cache_app.command("verify")
+@handle_errors
+def cache_verify(store: StoreOpt = None) -> None:
+    """Check every committed shard (presence, size, checksums); exit 1 if any is bad."""
+    st = _store(store)
+    bad = st.verify()
+    for r in bad:
+        out.print(f"BAD family {r.family} shard {'.'.join(map(str, r.shard))} "
+                  f"{r.variable}: {r.problem}")
+    if bad:
+        out.print(f"{len(bad)} damaged shard object(s); run 'phasemap cache repair'")
+        raise typer.Exit(1)
+    out.print(f"ok: every committed shard in {st.url} verified")
+
+
+@cache_app.command("repair")
+@handle_errors
+def cache_repair(store: StoreOpt = None, scheduler: SchedulerOpt = None) -> None:
+    """Recompute every shard that verify reports as damaged."""
+    from .cluster import get_client
+
+    st = _store(store)
+    with get_client(scheduler) as client:
+        fixed = st.repair(client=client)
+    for r in fixed:
+        out.print(f"repaired family {r.family} shard {'.'.join(map(str, r.shard))} "
+                  f"({r.variable}: {r.problem})")
+    out.print(f"{len(fixed)} damaged shard object(s) recomputed")
+
+
+@cache_app.command("rm")
+@handle_errors
+def cache_rm(dataset: Annotated[str, typer.Argument(help="Dataset id.")],
+             store: StoreOpt = None) -> None:
+    """Forget a dataset (its data goes at the next gc unless another dataset shares it)."""
+    _store(store).remove_request(dataset)
+    out.print(f"removed dataset {dataset}")
+
+
+@cache_app.command("gc")
+@handle_errors
+def cache_gc(store: StoreOpt = None) -> None:
+    """Delete data no dataset refers to and leftover temporary files."""
+    res = _store(store).gc()
+    out.print(f"removed {res['families_removed']} unreferenced famil(ies), "
+              f"{res['temporaries_removed']} temporary file(s)")
+
+
+# --- figures ----------------------------------------------------------------------------
+
+@app.command()
+@handle_errors
+def figures(out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")] =
+            Path("figures"), store: StoreOpt = None) -> None:
+    """Compute the paper's pipelines through the store and write Figs. 2-9 and extra maps."""
+    from .plot.figures import write_figures
+
+    paths = write_figures(out_dir, store=_store(store), progress=lambda m: err.print(m))
+    out.print(f"wrote {len(paths)} files to {out_dir}")
+
+
+def main() -> None:  # console-script entry point
+    try:
+        app()
+    except SystemExit:
+        raise
+    except Exception as exc:  # an unexpected failure: still one line, non-zero status
+        err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Dask clusters from options: embedded (default), an existing scheduler, or a job queue.
+
+``phasemap`` never needs a server to be started by hand: with no options it runs an
+in-process :class:`distributed.LocalCluster` sized to the machine (threads: the kernels and
+the Zarr codecs release the GIL). ``scheduler`` connects to a running dask.distributed
+scheduler (``tcp://host:port``) or reads a scheduler file; ``cluster`` starts one through
+dask-jobqueue from ``pipelines/cluster/<name>.yaml``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ParameterError
+
+JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster",
+            "lsf": "LSFCluster"}
+
+
+def cluster_config_dir() -> Path:
+    return Path(__file__).resolve().parents[1] / "pipelines" / "cluster"
+
+
+@contextlib.contextmanager
+def embedded_client(n_threads: int | None = None) -> Iterator[Any]:
+    """An in-process LocalCluster with one worker and a thread per core."""
+    from distributed import Client, LocalCluster
+
+    threads = n_threads or os.cpu_count() or 1
+    with LocalCluster(n_workers=1, threads_per_worker=threads, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def get_client(scheduler: str | None = None, cluster: str | None = None,
+               config: str | os.PathLike | None = None, jobs: int | None = None
+               ) -> Iterator[Any | None]:
+    """A ``distributed.Client`` for the options, closed (with any cluster it started) on exit.
+
+    Yields ``None`` when no option is given: callers then use the embedded cluster lazily, so a
+    request answered from the cache starts nothing.
+    """
+    from distributed import Client
+
+    if scheduler and cluster:
+        raise ParameterError("scheduler", scheduler, "either --scheduler or --cluster, not both")
+    if scheduler:
+        if scheduler.startswith(("tcp://", "tls://", "inproc://", "ws://", "wss://")):
+            with Client(scheduler, timeout="30s") as client:
+                yield client
+            return
+        if not Path(scheduler).exists():
+            raise ParameterError("scheduler", scheduler,
+                                 "a scheduler address tcp://host:port or an existing "
+                                 "scheduler file")
+        with Client(scheduler_file=scheduler, timeout="30s") as client:
+            yield client
+        return
+    if cluster:
+        with jobqueue_cluster(cluster, config, jobs) as (client, _):
+            yield client
+        return
+    yield None
+
+
+@contextlib.contextmanager
+def jobqueue_cluster(kind: str, config: str | os.PathLike | None = None,
+                     jobs: int | None = None):
+    """Start a dask-jobqueue cluster of ``kind`` from its YAML config; yield (client, cluster)."""
+    if kind not in JOBQUEUE:
+        raise ParameterError("cluster", kind, f"one of {', '.join(JOBQUEUE)}")
+    path = Path(config) if config else cluster_config_dir() / f"{kind}.yaml"
+    if not path.exists():
+        raise ParameterError("cluster config", str(path), "an existing YAML file of "
+                                                          "dask-jobqueue keyword arguments")
+    settings = yaml.safe_load(path.read_text()) or {}
+    n_jobs = int(jobs or settings.pop("jobs", 1))
+    settings.pop("jobs", None)
+    timeout = float(settings.pop("worker_timeout", 300))
+    import dask_jobqueue
+    from distributed import Client
+
+    cls = getattr(dask_jobqueue, JOBQUEUE[kind])
+    with cls(**settings) as cl:
+        cl.scale(jobs=n_jobs)
+        with Client(cl) as client:
+            client.wait_for_workers(1, timeout=timeout)
+            yield client, cl

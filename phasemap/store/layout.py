@@ -1,0 +1,236 @@
+"""Where every grid point lives in the store: families, lattices, shards and windows.
+
+A *family* is everything that fixes the numbers at a point except the point's position: model
+and version, fixed parameters, dtype, and for each axis (in order) its kind and lattice step.
+Each family is one Zarr group holding one sparse array per stored output whose nominal shape
+covers the whole lattice, so a request is a *window* into it and overlapping requests share
+chunks without copying.
+
+Index rules (these are what a user relies on for reuse, see docs/store.md):
+
+* A linear (or log) axis with rational step ``num/den`` puts lattice index ``k`` at array index
+  ``k + 2**31`` (``value = k num / den``, or ``10**`` that on a log axis).
+* An explicit-values axis puts each value in a *slot*: 31 bits of the SHA-256 of its float64
+  bytes; its chunk size is 1, so any set of values reuses whatever was computed before.
+* Shards (the unit of computing, writing and committing) have sides that depend only on how
+  many lattice axes the family has: about 2**18 points each, powers of two, aligned to
+  multiples of their side. Inner chunks (the unit of reading) hold about 2**13 points.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..grid import GridSpec, Lattice, lattice_values
+from ..models import get_model
+
+FORMAT_VERSION = 1
+LATTICE_LENGTH = 2**32
+LATTICE_OFFSET = 2**31
+SLOT_LENGTH = 2**31
+SHARD_LOG2 = 18
+INNER_LOG2 = 13
+
+
+def _split_log2(total: int, n: int) -> list[int]:
+    """Split ``total`` powers of two over ``n`` axes, the extra ones to the last axes."""
+    if n == 0:
+        return []
+    base, extra = divmod(total, n)
+    return [base + (1 if i >= n - extra else 0) for i in range(n)]
+
+
+def slot_of(value: float) -> int:
+    """Slot of an explicit axis value: 31 bits of SHA-256 of its float64 bytes."""
+    digest = hashlib.sha256(struct.pack("<d", float(value) + 0.0)).digest()
+    return int.from_bytes(digest[:4], "little") & (SLOT_LENGTH - 1)
+
+
+@dataclass(frozen=True)
+class AxisLayout:
+    """One axis of a family: its lattice (or explicit slots), shard and inner chunk sides."""
+
+    name: str
+    lattice: Lattice
+    shard: int
+    inner: int
+
+    @property
+    def explicit(self) -> bool:
+        return self.lattice.kind == "explicit"
+
+    @property
+    def nominal(self) -> int:
+        return SLOT_LENGTH if self.explicit else LATTICE_LENGTH
+
+    def definition(self) -> dict[str, Any]:
+        lat = self.lattice
+        d: dict[str, Any] = {"name": self.name, "kind": lat.kind, "shard": self.shard,
+                             "inner": self.inner}
+        if lat.kind != "explicit":
+            if lat.num:
+                d.update(num=lat.num, den=lat.den)
+            else:
+                d.update(origin=repr(lat.origin), step=repr(lat.step))
+        return d
+
+    @classmethod
+    def from_definition(cls, d: dict[str, Any]) -> AxisLayout:
+        if d["kind"] == "explicit":
+            lat = Lattice(kind="explicit")
+        elif "num" in d:
+            lat = Lattice(kind=d["kind"], num=d["num"], den=d["den"])
+        else:
+            lat = Lattice(kind=d["kind"], origin=float(d["origin"]), step=float(d["step"]))
+        return cls(name=d["name"], lattice=lat, shard=d["shard"], inner=d["inner"])
+
+    def shard_values(self, index: int, slot_values: dict[int, float] | None = None) -> np.ndarray:
+        """Coordinate values of shard ``index`` along this axis."""
+        if self.explicit:
+            return np.array([slot_values[index]], dtype=np.float64)  # type: ignore[index]
+        start = index * self.shard - LATTICE_OFFSET
+        return lattice_values(self.lattice, self.shard, k0=start)
+
+
+@dataclass(frozen=True)
+class FamilyLayout:
+    """The family of a request: its identity (``key``) and geometry."""
+
+    model: str
+    model_version: str
+    params: tuple[tuple[str, float], ...]
+    dtype: str
+    axes: tuple[AxisLayout, ...]
+    stored: tuple[str, ...]
+
+    @classmethod
+    def from_spec(cls, spec: GridSpec) -> FamilyLayout:
+        model = get_model(spec.model)
+        params = model.defaults() | {k: float(v) for k, v in spec.params.items()}
+        for name in spec.axes:
+            params.pop(name, None)
+        lattices = [spec.lattice(name) for name in spec.axes]
+        n_lat = sum(lat.kind != "explicit" for lat in lattices)
+        shard_exp = iter(_split_log2(SHARD_LOG2, n_lat))
+        inner_exp = iter(_split_log2(INNER_LOG2, n_lat))
+        axes = []
+        for name, lat in zip(spec.axes, lattices, strict=True):
+            if lat.kind == "explicit":
+                shard = inner = 1
+            else:
+                shard, inner = 2 ** next(shard_exp), 2 ** next(inner_exp)
+                if spec.chunks and name in spec.chunks:
+                    shard = inner = int(spec.chunks[name])
+            axes.append(AxisLayout(name, lat, shard, min(inner, shard)))
+        return cls(model=model.name, model_version=model.version,
+                   params=tuple(sorted(params.items())), dtype=spec.dtype,
+                   axes=tuple(axes), stored=model.stored)
+
+    def definition(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "model": self.model,
+            "model_version": self.model_version,
+            "params": {k: repr(v) for k, v in self.params},
+            "dtype": self.dtype,
+            "axes": [a.definition() for a in self.axes],
+            "stored": list(self.stored),
+        }
+
+    @classmethod
+    def from_definition(cls, d: dict[str, Any]) -> FamilyLayout:
+        return cls(model=d["model"], model_version=d["model_version"],
+                   params=tuple(sorted((k, float(v)) for k, v in d["params"].items())),
+                   dtype=d["dtype"], axes=tuple(AxisLayout.from_definition(a) for a in d["axes"]),
+                   stored=tuple(d["stored"]))
+
+    @property
+    def key(self) -> str:
+        blob = json.dumps(self.definition(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.axes)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(a.nominal for a in self.axes)
+
+    @property
+    def shard_shape(self) -> tuple[int, ...]:
+        return tuple(a.shard for a in self.axes)
+
+    @property
+    def inner_shape(self) -> tuple[int, ...]:
+        return tuple(a.inner for a in self.axes)
+
+    @property
+    def shard_points(self) -> int:
+        return math.prod(self.shard_shape)
+
+
+@dataclass
+class Window:
+    """A request's place in its family: per axis a start index or a list of slots."""
+
+    layout: FamilyLayout
+    starts: tuple[int | None, ...]          # lattice axes: first array index
+    slots: tuple[np.ndarray | None, ...]    # explicit axes: array index of each value
+    sizes: tuple[int, ...]
+    coords: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def from_spec(cls, layout: FamilyLayout, spec: GridSpec) -> Window:
+        starts, slots, sizes, coords = [], [], [], {}
+        for ax in layout.axes:
+            values = spec.axis_values(ax.name)
+            coords[ax.name] = values
+            sizes.append(len(values))
+            if ax.explicit:
+                starts.append(None)
+                slots.append(np.array([slot_of(v) for v in values], dtype=np.int64))
+            else:
+                starts.append(spec.lattice(ax.name).k0 + LATTICE_OFFSET)
+                slots.append(None)
+        return cls(layout, tuple(starts), tuple(slots), tuple(sizes), coords)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.sizes)
+
+    def shard_ranges(self) -> list[np.ndarray]:
+        """Per axis, the shard indices the window touches."""
+        out = []
+        for ax, start, slots, n in zip(self.layout.axes, self.starts, self.slots, self.sizes,
+                                       strict=True):
+            if ax.explicit:
+                out.append(np.asarray(slots))
+            else:
+                out.append(np.arange(start // ax.shard, (start + n - 1) // ax.shard + 1))
+        return out
+
+    def shards(self) -> list[tuple[int, ...]]:
+        """Every shard the window touches, in C order."""
+        ranges = self.shard_ranges()
+        if not ranges:
+            return [()]
+        mesh = np.meshgrid(*ranges, indexing="ij")
+        return [tuple(int(x) for x in row) for row in np.stack([m.ravel() for m in mesh], -1)]
+
+    def n_shards(self) -> int:
+        return math.prod(len(r) for r in self.shard_ranges())
+
+    def explicit_values(self) -> dict[str, dict[int, float]]:
+        """Slot -> value for each explicit axis (what the store must register)."""
+        return {ax.name: {int(s): float(v) for s, v in zip(slots, self.coords[ax.name],
+                                                           strict=True)}
+                for ax, slots in zip(self.layout.axes, self.slots, strict=True)
+                if ax.explicit}
