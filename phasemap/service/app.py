@@ -1,0 +1,227 @@
+"""One process, one port: the FastAPI app with the Panel explorer mounted in it, under uvicorn.
+
+``create_app`` wires the API router (:mod:`.api`), the explorer (:mod:`.explorer`, mounted
+with Panel's FastAPI integration ``panel.io.fastapi.add_applications``, which runs Bokeh
+server sessions over Starlette websockets) and a body-size limit around one
+:class:`~phasemap.service.jobs.JobManager`. ``serve`` first brings the paper's datasets into
+the store (a cached dataset costs a few milliseconds, so later starts are immediate) and then
+runs uvicorn until interrupted; the embedded Dask cluster is closed on the way out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+from .. import __version__
+from ..store import Store
+from .api import DatasetCache, SafeJSONResponse, build_router, install_error_handlers
+from .config import ServiceConfig
+from .jobs import JobManager
+
+#: Where the explorer lives.
+EXPLORER_PATH = "/explorer"
+
+
+class BodySizeLimit:
+    """ASGI middleware: answer 413 to any request body larger than ``limit`` bytes.
+
+    Checks ``Content-Length`` first and counts the bytes of chunked bodies as they arrive,
+    so a large body is never read into memory whole.
+    """
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = int(limit)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.limit
+            except ValueError:
+                too_big = True
+            if too_big:
+                return await self._reject(send)
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                return await self._reject(send)
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+    async def _reject(self, send):
+        payload = SafeJSONResponse({"error": "too_large",
+                                    "message": f"request body over {self.limit:,} bytes"},
+                                   status_code=413)
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(payload.body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": payload.body})
+
+
+def create_app(config: ServiceConfig | None = None, jobs: JobManager | None = None, *,
+               explorer: bool = True) -> FastAPI:
+    """The service as an ASGI app (API under ``/api``, explorer under ``/explorer``).
+
+    ``jobs`` is closed when the app shuts down, whether it was given or created here.
+    """
+    config = config or ServiceConfig()
+    store = Store(config.store)
+    jobs = jobs or JobManager(store, max_grid_points=config.max_grid_points,
+                              max_compute_points=config.max_compute_points,
+                              workers=config.workers)
+    datasets = DatasetCache(store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            jobs.close()
+
+    app = FastAPI(
+        title="phasemap",
+        version=__version__,
+        summary="Transport phase maps of quantum-dot thermoelectric devices",
+        description="Evaluate points, compute grids into the content-addressed store in the "
+                    "background, and read points and slices of stored datasets. The "
+                    f"interactive explorer is at {EXPLORER_PATH}.",
+        lifespan=lifespan,
+        default_response_class=SafeJSONResponse,
+    )
+    app.state.config, app.state.store, app.state.jobs = config, store, jobs
+    install_error_handlers(app)
+    app.include_router(build_router(config, store, jobs, datasets))
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse(EXPLORER_PATH if explorer else "/docs")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        icon = Path(panel_dist()) / "images" / "favicon.ico" if explorer else None
+        if icon is None or not icon.is_file():
+            return Response(status_code=404)
+        return FileResponse(icon, headers={"Cache-Control": "public, max-age=86400"})
+
+    if explorer:
+        from .explorer import mount_explorer
+
+        mount_explorer(app, config, store, jobs, datasets, path=EXPLORER_PATH)
+    app.add_middleware(BodySizeLimit, limit=config.max_body_bytes)
+    return app
+
+
+def panel_dist() -> str:
+    """Panel's bundled static files (its favicon is the explorer's)."""
+    import panel
+
+    return str(Path(panel.__file__).parent / "dist")
+
+
+# --- the paper's datasets ----------------------------------------------------------------
+
+def paper_specs(root: Path | None = None) -> list[Path]:
+    """Grid specs of the paper's pipelines (``pipelines/paper/*.yaml``), each listed once."""
+    from ..cli import _pipeline_specs
+
+    root = root or Path(__file__).resolve().parents[2] / "pipelines" / "paper"
+    seen: dict[Path, None] = {}
+    for path in sorted(root.glob("*.yaml")) + sorted(root.glob("*.yml")):
+        for spec in _pipeline_specs(path):
+            seen.setdefault(spec.resolve(), None)
+    return list(seen)
+
+
+def precompute(jobs: JobManager, specs: list[Path], compute: Callable[..., Any] | None = None,
+               echo: Callable[[str], Any] = print) -> list[str]:
+    """Bring every spec into the store through ``jobs`` (one at a time); return the ids.
+
+    ``compute(spec, store, client, label=...)`` may replace :func:`phasemap.compute` to show
+    progress (the CLI passes its progress bar).
+    """
+    from ..grid import GridSpec
+
+    grids = [GridSpec.load(p) for p in specs]  # validate every spec before computing any
+    ids = []
+    for path, grid in zip(specs, grids, strict=True):
+        fn = None
+        if compute is not None:
+            label = grid.name or path.stem
+
+            def fn(spec, store=None, client=None, progress=None, _label=label):
+                return compute(spec, store, client, label=_label)
+        # the project's own specs: no service limits
+        job = jobs.submit(grid, fn, check=False)
+        job.event.wait()
+        if job.status != "done":
+            raise RuntimeError(f"{path.name}: {job.error}")
+        echo(f"{path.name}: dataset {job.id} ({job.points_computed:,} points computed)")
+        ids.append(job.id)
+    return ids
+
+
+def serve(config: ServiceConfig, *, precompute_paper: bool = True,
+          compute: Callable[..., Any] | None = None,
+          echo: Callable[[str], Any] | None = None) -> None:
+    """Compute the paper's datasets if missing, then serve until interrupted."""
+    import uvicorn
+
+    echo = echo or functools.partial(print, file=sys.stderr)
+    store = Store(config.store)
+    jobs = JobManager(store, max_grid_points=config.max_grid_points,
+                      max_compute_points=config.max_compute_points, workers=config.workers)
+    try:
+        if precompute_paper:
+            specs = paper_specs()
+            if specs:
+                echo(f"paper datasets: {len(specs)} grid(s) into {store.url}")
+                precompute(jobs, specs, compute=compute, echo=echo)
+            else:
+                echo("no paper pipelines under pipelines/paper/; serving the store as it is")
+        app = create_app(config, jobs)
+    except BaseException:
+        jobs.close()
+        raise
+    echo(f"phasemap {__version__}: explorer http://{_url_host(config.host)}:{config.port}"
+         f"{EXPLORER_PATH}, API http://{_url_host(config.host)}:{config.port}/api "
+         f"(store {store.url}{', token required to compute' if config.token else ''})")
+    uvicorn.run(app, host=config.host, port=config.port, log_level="warning",
+                timeout_graceful_shutdown=5)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+

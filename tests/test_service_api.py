@@ -1,0 +1,294 @@
+"""The HTTP API of ``phasemap serve``, tested through a real server on loopback.
+
+The server is the real command (``python -m phasemap.cli serve``) in a subprocess, with a token
+and small limits (see :data:`phasemap.service.testing.TEST_ENV`), on a temporary store.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+import xarray as xr
+
+import phasemap
+from phasemap.service.testing import TEST_TOKEN, shared_test_server
+from phasemap.store import Store, plan, spec_id
+
+AUTH = {"Authorization": f"Bearer {TEST_TOKEN}"}
+
+#: A small grid: 41 x 21 x 2 points, T fixed.
+SMALL = {"name": "api test", "params": {"T": 7.5},
+         "axes": {"eps": {"start": -20, "stop": 20, "num": 41},
+                  "dV": {"start": -10, "stop": 10, "num": 21},
+                  "dT": [2.5, 5.0]}}
+
+
+@pytest.fixture(scope="module")
+def server():
+    return shared_test_server()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c
+
+
+def wait_done(client: httpx.Client, rid: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/api/grids/{rid}").json()
+        if body["status"] in ("done", "failed"):
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"grid {rid} not done after {timeout} s: {body}")
+
+
+@pytest.fixture(scope="module")
+def small_id(client) -> str:
+    r = client.post("/api/grids", json=SMALL, headers=AUTH)
+    assert r.status_code in (200, 202), r.text
+    rid = r.json()["id"]
+    assert wait_done(client, rid)["status"] == "done"
+    return rid
+
+
+def test_health(client):
+    r = client.get("/api/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["version"] == phasemap.__version__
+
+
+def test_openapi_lists_every_endpoint(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for p in ("/api/health", "/api/evaluate", "/api/grids", "/api/grids/{id}",
+              "/api/grids/{id}/point", "/api/grids/{id}/slice", "/api/datasets"):
+        assert p in paths
+
+
+def test_evaluate_the_papers_anm_point(client):
+    r = client.get("/api/evaluate", params={"eps": -15, "T": 7.5, "dT": 5, "dV": 5})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["J_L"] < 0
+    assert body["regime"] == "absolute_negative_mobility"
+    assert body["machine"] in phasemap.MACHINE_LABELS
+    for key in ("J_L", "Q_L", "Q_R", "P", "s", "p1", "eps", "T", "dT", "dV", "mu",
+                "gamma_L", "gamma_R"):
+        assert isinstance(body[key], float), key
+    ref = phasemap.evaluate(eps=-15, T=7.5, dT=5, dV=5)
+    assert body["J_L"] == float(ref.J_L)
+
+
+@pytest.mark.parametrize(("params", "named"), [
+    ({"eps": 0, "T": 2.0, "dT": 4.0, "dV": 1}, "dT"),      # T_R = T - dT/2 = 0
+    ({"eps": 0, "T": 2.0, "dT": -5.0, "dV": 1}, "dT"),     # T_L < 0
+    ({"eps": 0, "T": -1.0}, "T"),
+    ({"eps": "abc", "T": 7.5}, "eps"),                      # not a number
+    ({"eps": "nan"}, "eps"),
+    ({"gamma_L": 0}, "gamma_L"),
+    ({"eps": 1, "temperature": 3}, "temperature"),          # unknown parameter
+    ({"model": "nonsense"}, "model"),
+])
+def test_evaluate_bad_input_is_422_naming_the_parameter(client, params, named):
+    r = client.get("/api/evaluate", params=params)
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert named in body["param"].split(","), body
+    assert {"param", "value", "allowed", "message"} <= set(body)
+    assert named in body["message"]
+
+
+def test_grid_lifecycle_point_and_slices(client, small_id, tmp_path):
+    assert small_id == spec_id(phasemap.GridSpec.from_dict(SMALL))
+    status = client.get(f"/api/grids/{small_id}").json()
+    assert status["status"] == "done"
+    pr = status["progress"]
+    assert pr["done_shards"] == pr["total_shards"] > 0
+    assert status["dims"] == ["eps", "dV", "dT"] and status["shape"] == [41, 21, 2]
+
+    listed = client.get("/api/datasets").json()["datasets"]
+    assert small_id in {d["id"] for d in listed}
+
+    # a point: the stored values are those of evaluate
+    r = client.get(f"/api/grids/{small_id}/point",
+                   params={"eps": -15, "dV": 5, "dT": 5, "T": 7.5})
+    assert r.status_code == 200, r.text
+    point = r.json()
+    ref = phasemap.evaluate(eps=-15, T=7.5, dT=5, dV=5)
+    assert point["regime"] == "absolute_negative_mobility"
+    np.testing.assert_allclose(point["J_L"], float(ref.J_L), rtol=1e-12)
+    np.testing.assert_allclose(point["Q_R"], float(ref.Q_R), rtol=1e-12)
+    assert point["machine"] == phasemap.MACHINE_LABELS[int(ref.machine)]
+
+    # an off-grid point without interp names the parameter
+    r = client.get(f"/api/grids/{small_id}/point", params={"eps": -15.3, "dV": 5, "dT": 5})
+    assert r.status_code == 422 and r.json()["param"] == "eps"
+    r = client.get(f"/api/grids/{small_id}/point",
+                   params={"eps": -15.3, "dV": 5, "dT": 5, "interp": "true"})
+    assert r.status_code == 200 and r.json()["J_L"] < 0
+
+    # a slice as JSON (xarray's to_dict layout) and as NetCDF
+    r = client.get(f"/api/grids/{small_id}/slice", params={"dT": 5})
+    assert r.status_code == 200, r.text
+    js = r.json()
+    assert js["dims"] == {"eps": 41, "dV": 21}
+    assert js["labels"]["regime"] == list(phasemap.REGIME_LABELS)
+    regime = np.asarray(js["data_vars"]["regime"]["data"])
+    assert regime.shape == (41, 21)
+
+    r = client.get(f"/api/grids/{small_id}/slice", params={"dT": 5, "format": "netcdf"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/x-netcdf")
+    path = tmp_path / "slice.nc"
+    path.write_bytes(r.content)
+    with xr.open_dataset(path) as nc:
+        nc = nc.load()
+    assert dict(nc.sizes) == {"eps": 41, "dV": 21}
+    np.testing.assert_array_equal(nc.regime.values, regime)
+    np.testing.assert_array_equal(nc.J_L.values, np.asarray(js["data_vars"]["J_L"]["data"]))
+    assert float(nc.dT) == 5.0
+    assert nc.J_L.attrs["units"] == "gamma0"
+
+    # selected variables only, and a slice over the limit (1000 points here) is refused
+    r = client.get(f"/api/grids/{small_id}/slice", params={"dT": 5, "vars": "J_L,regime"})
+    assert set(r.json()["data_vars"]) == {"J_L", "regime"}
+    r = client.get(f"/api/grids/{small_id}/slice")
+    assert r.status_code == 422 and r.json()["param"] == "slice"
+    r = client.get(f"/api/grids/{small_id}/slice", params={"dT": 4})
+    assert r.status_code == 422 and r.json()["param"] == "dT"
+
+
+def test_dataset_reads_are_cacheable(client, small_id):
+    url = f"/api/grids/{small_id}/point"
+    params = {"eps": 0, "dV": 0, "dT": 2.5}
+    r = client.get(url, params=params)
+    etag = r.headers["etag"]
+    assert "immutable" in r.headers["cache-control"]
+    again = client.get(url, params=params, headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert client.get(url, params={**params, "eps": 1}).headers["etag"] != etag
+    assert client.get(f"/api/grids/{small_id}").headers["cache-control"] == "no-cache"
+
+
+def test_concurrent_identical_submissions_make_one_computation(client, server):
+    spec = {"name": "dedupe", "params": {"T": 5.0, "dT": 2.0},
+            "axes": {"eps": {"start": -30, "stop": 30, "num": 121},
+                     "dV": {"start": -6, "stop": 6, "num": 25}}}
+    grid = phasemap.GridSpec.from_dict(spec)
+    store = Store(server.store)
+    expected = plan(grid, store).points_to_compute
+    assert expected > 0, "the store already holds this grid: pick another one"
+
+    n = 8
+    barrier = threading.Barrier(n)
+    answers: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def submit():
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            barrier.wait()
+            r = c.post("/api/grids", json=spec, headers=AUTH)
+        with lock:
+            answers.append(r)
+
+    threads = [threading.Thread(target=submit) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(answers) == n
+    assert all(r.status_code in (200, 202) for r in answers), [r.text for r in answers]
+    ids = {r.json()["id"] for r in answers}
+    assert ids == {spec_id(grid)}
+    rid = ids.pop()
+
+    status = wait_done(client, rid)
+    assert status["status"] == "done"
+    assert status["submissions"] == n
+    assert status["computations"] == 1
+    assert status["progress"]["points_computed"] == expected
+    assert store.request(rid)["points_computed"] == expected
+    assert plan(grid, store).missing == []
+
+
+def test_compute_requires_the_token(client):
+    r = client.post("/api/grids", json=SMALL)
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
+    r = client.post("/api/grids", json=SMALL, headers={"Authorization": "Bearer wrong"})
+    assert r.status_code == 403
+    r = client.post("/api/grids", json=SMALL, headers={"Authorization": f"Basic {TEST_TOKEN}"})
+    assert r.status_code in (401, 403)
+    # reading needs no token
+    assert client.get("/api/datasets").status_code == 200
+
+
+@pytest.mark.parametrize("raw_id", [
+    "..%2F..%2Fetc", "..%2F..%2Fetc%2Fpasswd", "%2E%2E", "..", "...", "a.json",
+    "%2Fetc%2Fpasswd", "requests", "x" * 65, "%00", "abc%20def",
+])
+def test_ids_cannot_name_paths(client, server, raw_id):
+    for suffix in ("", "/point", "/slice"):
+        r = client.get(f"{server.url}/api/grids/{raw_id}{suffix}")
+        assert r.status_code in (404, 422), (raw_id, suffix, r.status_code, r.text)
+
+
+def test_unknown_dataset_is_404(client):
+    r = client.get("/api/grids/0123456789abcdef")
+    assert r.status_code == 404
+    assert r.json()["error"] == "not_found"
+
+
+def test_oversize_bodies_are_413(client, server):
+    big = {"axes": {"eps": [float(i) for i in range(20000)]}}
+    r = client.post("/api/grids", json=big, headers=AUTH)
+    assert r.status_code == 413
+
+    def chunks():  # no Content-Length: counted as it arrives
+        yield b'{"axes": {"eps": ['
+        for _ in range(2000):
+            yield b"1.0, " * 20
+        yield b"1.0]}}"
+
+    r = client.post("/api/grids", content=chunks(), headers={**AUTH,
+                                                            "Content-Type": "application/json"})
+    assert r.status_code == 413
+
+
+@pytest.mark.parametrize(("spec", "named"), [
+    ({"axes": {"eps": {"start": -1, "stop": 1, "num": 10**9}}}, "grid"),   # over the limit
+    ({"axes": {"eps": {"start": -1, "stop": 1, "num": 500},
+               "dV": {"start": -1, "stop": 1, "num": 500}}}, "grid"),
+    ({"axes": {"temperature": [1, 2]}}, "temperature"),
+    ({"axes": {"T": [1.0, -1.0]}}, "T"),
+    ({"params": {"T": 1.0}, "axes": {"dT": [0.5, 3.0]}}, "dT"),
+    ({"model": "nonsense", "axes": {"eps": [0.0]}}, "model"),
+    ({"axes": {"eps": {"start": 1, "stop": 0, "num": 3}}}, "axes.eps"),
+    ({"axes": {"eps": {"start": 0, "stop": 1, "num": 0}}}, "eps"),
+    ({"axes": {"eps": [1.0, 1.0]}}, "eps"),
+    ({"axes": {"eps": {"start": 0, "stop": 1, "num": 3}}, "colour": "red"}, "colour"),
+    ([1, 2, 3], "spec"),
+])
+def test_bad_grid_specs_are_422(client, spec, named):
+    r = client.post("/api/grids", json=spec, headers=AUTH)
+    assert r.status_code == 422, r.text
+    assert named in r.json()["param"], r.json()
+
+
+def test_not_json_is_422(client):
+    r = client.post("/api/grids", content=b"{not json", headers={
+        **AUTH, "Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["param"] == "spec"
+
+
+def test_slice_json_has_no_nan_literals(client, small_id):
+    r = client.get(f"/api/grids/{small_id}/slice", params={"dT": 2.5, "vars": "s"})
+    assert b"NaN" not in r.content and b"Infinity" not in r.content
+    assert io.BytesIO(r.content).read(1) == b"{"
