@@ -417,6 +417,33 @@ def figures(out_dir: Annotated[Path, typer.Option("--out", help="Output director
     out.print(f"wrote {len(paths)} files to {out_dir}")
 
 
+# --- serve ------------------------------------------------------------------------------
+
+@app.command()
+@handle_errors
+def serve(store: StoreOpt = None,
+          host: Annotated[str, typer.Option("--host", help="Address to listen on.")]
+          = "127.0.0.1",
+          port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+          token: Annotated[str | None, typer.Option(
+              "--token", envvar="PHASEMAP_TOKEN", show_envvar=True,
+              help="Require 'Authorization: Bearer TOKEN' to compute grids.")] = None,
+          no_precompute: Annotated[bool, typer.Option(
+              "--no-precompute", help="Serve the store as it is, without first computing "
+                                      "the paper's datasets.")] = False) -> None:
+    """Serve the phase-map explorer and the HTTP API (computing the paper's datasets first)."""
+    from .service import ServiceConfig
+    from .service import serve as run_service
+
+    config = ServiceConfig(store=_store(store).url, host=host, port=port, token=token or None)
+
+    def progress_compute(spec, st, client, label):
+        return compute_with_progress(spec, st, client, label=label)
+
+    run_service(config, precompute_paper=not no_precompute, compute=progress_compute,
+                echo=err.print)
+
+
 def main() -> None:  # console-script entry point
     try:
         app()
