@@ -240,6 +240,13 @@ def test_ids_cannot_name_paths(client, server, raw_id):
         assert r.status_code in (404, 422), (raw_id, suffix, r.status_code, r.text)
 
 
+def test_explorer_page_and_bad_session_ids(client):
+    r = client.get("/explorer")
+    assert r.status_code == 200 and "phasemap explorer" in r.text
+    assert client.get("/explorer", params={"bokeh_session_id": ""}).status_code == 400
+    assert client.get("/", follow_redirects=False).headers["location"] == "/explorer"
+
+
 def test_unknown_dataset_is_404(client):
     r = client.get("/api/grids/0123456789abcdef")
     assert r.status_code == 404

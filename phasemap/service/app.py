@@ -91,6 +91,39 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": payload.body})
 
 
+class ExplorerGuard:
+    """ASGI middleware: a request the explorer's Bokeh handlers reject (an empty or malformed
+    ``bokeh_session_id``, say) is answered 400 rather than 500."""
+
+    def __init__(self, app, prefix: str):
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope.get("path", "").startswith(self.prefix):
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            from bokeh.protocol.exceptions import ProtocolError
+
+            if not isinstance(exc, ProtocolError | ValueError | KeyError):
+                raise
+            body = SafeJSONResponse({"error": "bad_request", "message": str(exc)[:200]},
+                                    status_code=400)
+            await body(scope, receive, send)
+
+
 def create_app(config: ServiceConfig | None = None, jobs: JobManager | None = None, *,
                explorer: bool = True) -> FastAPI:
     """The service as an ASGI app (API under ``/api``, explorer under ``/explorer``).
@@ -140,6 +173,10 @@ def create_app(config: ServiceConfig | None = None, jobs: JobManager | None = No
         from .explorer import mount_explorer
 
         mount_explorer(app, config, store, jobs, datasets, path=EXPLORER_PATH)
+        for route in app.routes:  # the page and its websocket are not part of the JSON API
+            if getattr(route, "path", "").startswith(EXPLORER_PATH):
+                route.include_in_schema = False
+        app.add_middleware(ExplorerGuard, prefix=EXPLORER_PATH)
     app.add_middleware(BodySizeLimit, limit=config.max_body_bytes)
     return app
 

@@ -74,6 +74,17 @@ def explorer_page(config: ServiceConfig, store: Store, jobs: JobManager,
     return Explorer(config, store, jobs, datasets).layout
 
 
+def _session_arg(name: str) -> str | None:
+    """A query argument of the page's URL (``/explorer?dataset=<id>``), if any."""
+    import panel as pn
+
+    values = (pn.state.session_args or {}).get(name) or []
+    if not values:
+        return None
+    value = values[0].decode("utf-8", "replace") if isinstance(values[0], bytes) else values[0]
+    return value if value.isascii() and value.isalnum() else None
+
+
 # --- the hover / tap layer ------------------------------------------------------------------
 
 def _regular(values: np.ndarray) -> bool:
@@ -222,7 +233,7 @@ class Explorer:
             widget.param.watch(self._on_view, "value")
         self.along.param.watch(lambda event: self.draw_lines(), "value")
         self.form_submit.on_click(lambda event: self.submit())
-        self.load_list()
+        self.load_list(select=_session_arg("dataset"))
 
     # --- helpers ---------------------------------------------------------------------------
     def say(self, text: str, kind: str = "danger") -> None:
