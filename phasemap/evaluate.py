@@ -7,7 +7,10 @@ dask graph with one kernel call per chunk, so evaluate never computes a large gr
 
 from __future__ import annotations
 
+import concurrent.futures
+import itertools
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,15 +28,92 @@ from .variables import apply_attrs
 LAZY_POINTS = 2**22
 
 
-def _block_kernel(model: Model, names: tuple[str, ...], dtype: np.dtype):
+#: An eager grid at least this large is split over a thread per core (the kernels release
+#: the GIL); smaller ones run in the calling thread.
+PARALLEL_POINTS = 2**16
+
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        (os.cpu_count() or 1)
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = concurrent.futures.ThreadPoolExecutor(_threads(), thread_name_prefix="phasemap")
+    return _POOL
+
+
+def _block_kernel(model: Model, names: tuple[str, ...], dtype: np.dtype,
+                  parallel: bool = False):
     def kernel(*arrays):
         args = model.defaults()
         args.update(zip(names, arrays, strict=True))
-        out = model.kernel(**{k: np.asarray(args[k], dtype=np.float64)
-                              for k in model.param_names})
+        params = {k: np.asarray(args[k], dtype=np.float64) for k in model.param_names}
+        if parallel:
+            out = _parallel_kernel(model, params)
+        else:
+            out = model.kernel(**params)
         return tuple(out[o] if OUTPUT_DTYPES[o].kind == "i" else out[o].astype(dtype, copy=False)
                      for o in model.outputs)
     return kernel
+
+
+def _parallel_kernel(model: Model, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``model.kernel(**params)`` split along the longest axis over a thread per core.
+
+    Each piece is the same elementwise kernel on a slab of the grid, so the numbers are
+    bit-identical to one call. Kernels that take ``out=`` write straight into the result.
+    """
+    shape = np.broadcast_shapes(*(a.shape for a in params.values()))
+    size = math.prod(shape)
+    threads = _threads()
+    if threads < 2 or size < PARALLEL_POINTS or not shape:
+        return model.kernel(**params)
+    axis = int(np.argmax(shape))
+    # a few pieces per thread, so a busy core does not hold the others up
+    bounds = np.linspace(0, shape[axis], min(shape[axis], 4 * threads) + 1).astype(int)
+    pieces = [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+    if len(pieces) < 2:
+        return model.kernel(**params)
+    nd = len(shape)
+
+    def cut(a: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        a = a.reshape((1,) * (nd - a.ndim) + a.shape)
+        if a.shape[axis] == 1:
+            return a
+        index = [slice(None)] * nd
+        index[axis] = slice(lo, hi)
+        return a[tuple(index)]
+
+    def region(lo: int, hi: int) -> tuple[slice, ...]:
+        index = [slice(None)] * nd
+        index[axis] = slice(lo, hi)
+        return tuple(index)
+
+    out = ({o: np.empty(shape, dtype=OUTPUT_DTYPES[o]) for o in model.outputs}
+           if model.kernel_out else None)
+
+    def run(lo: int, hi: int):
+        piece = {k: cut(v, lo, hi) for k, v in params.items()}
+        if out is not None:
+            model.kernel(out={o: a[region(lo, hi)] for o, a in out.items()}, **piece)
+            return None
+        return model.kernel(**piece)
+
+    results = list(_pool().map(lambda p: run(*p), pieces))
+    if out is not None:
+        return out
+    merged = {}
+    for o in model.outputs:
+        first = np.asarray(results[0][o])
+        merged[o] = np.empty(shape, dtype=first.dtype)
+        for (lo, hi), res in zip(pieces, results, strict=True):
+            merged[o][region(lo, hi)] = res[o]
+    return merged
 
 
 def evaluate(model: str | Model = "single_level", *, chunks: Mapping[str, int] | str | None = None,
@@ -96,7 +176,7 @@ def evaluate(model: str | Model = "single_level", *, chunks: Mapping[str, int] |
     out_dtypes = [OUTPUT_DTYPES[o] if OUTPUT_DTYPES[o].kind == "i" else fdtype
                   for o in m.outputs]
     results = xr.apply_ufunc(
-        _block_kernel(m, names, fdtype),
+        _block_kernel(m, names, fdtype, parallel=not lazy),
         *[inputs[n] for n in names],
         output_core_dims=[()] * len(m.outputs),
         dask="parallelized",

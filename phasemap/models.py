@@ -82,6 +82,13 @@ class Model:
     stored: tuple[str, ...] = OUTPUTS
     #: ``derive(stored_outputs: dict, **params) -> dict`` of the outputs not stored.
     derive: Callable[..., dict[str, np.ndarray]] | None = None
+    #: ``store_kernel(out=None, **params) -> dict`` of the ``stored`` outputs only, bit-identical
+    #: to ``kernel``'s; the store computes shards with it (``out`` maps outputs to preallocated
+    #: float64 arrays of the broadcast shape to write into). ``None``: use ``kernel``.
+    store_kernel: Callable[..., dict[str, np.ndarray]] | None = None
+    #: ``kernel`` also takes ``out=``: a dict of every output, preallocated (float outputs
+    #: float64, labels int8) in the broadcast shape, which it fills and returns.
+    kernel_out: bool = False
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
@@ -179,12 +186,37 @@ def _single_level_derive(J, eps, T, dT, dV, mu, gL, gR, QL, QR, P, s, p1, regime
     machine[0] = regimes.machine_code(dT, dV, J, ql, qr, pw)
 
 
+@numba.guvectorize(
+    ["void(f8, f8, f8, f8, f8, f8, f8, f8[:])"],
+    "(),(),(),(),(),(),()->()",
+    cache=True,
+    target="cpu",  # parallelism comes from dask threads (the loop releases the GIL)
+)
+def _single_level_current(eps, T, dT, dV, mu, gL, gR, J):
+    # The same scalar function ``point`` calls for J_L: bit-identical, at less than half the
+    # cost of the fused kernel (no Q, s, p1, labels), which is all the store keeps.
+    J[0] = _sl.current(eps, T, dT, dV, mu, gL, gR)
+
+
+def _single_level_store_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R, out=None):
+    J = None if out is None else out.get("J_L")
+    if J is None:
+        J = _single_level_current(eps, T, dT, dV, mu, gamma_L, gamma_R)
+    else:
+        _single_level_current(eps, T, dT, dV, mu, gamma_L, gamma_R, J)
+    return {"J_L": J}
+
+
 def _single_level_from_current(stored, eps, T, dT, dV, mu, gamma_L, gamma_R):
     outs = _single_level_derive(stored["J_L"], eps, T, dT, dV, mu, gamma_L, gamma_R)
     return dict(zip(("Q_L", "Q_R", "P", "s", "p1", "regime", "machine"), outs, strict=True))
 
 
-def _single_level_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, np.ndarray]:
+def _single_level_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R, out=None
+                         ) -> dict[str, np.ndarray]:
+    if out is not None:
+        _single_level_fused(eps, T, dT, dV, mu, gamma_L, gamma_R, *(out[o] for o in OUTPUTS))
+        return out
     outs = _single_level_fused(eps, T, dT, dV, mu, gamma_L, gamma_R)
     return dict(zip(OUTPUTS, outs, strict=True))
 
@@ -218,8 +250,10 @@ single_level = register(Model(
     kernel=_single_level_kernel,
     constraints=(POSITIVE_LEAD_TEMPERATURES,),
     closed_form=True,
+    kernel_out=True,
     stored=("J_L",),
     derive=_single_level_from_current,
+    store_kernel=_single_level_store_kernel,
 ))
 
 pauli = register(Model(
