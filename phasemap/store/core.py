@@ -111,6 +111,8 @@ class Store:
                                 else (self.fs.protocol,))
         if self.local:
             self.root = os.path.abspath(self.root)
+            # workers (other processes, other working directories) get the absolute path
+            self.url = self.root
             os.makedirs(self.root, exist_ok=True)
             self.zstore = zarr.storage.LocalStore(self.root)
         else:
@@ -173,7 +175,8 @@ class Store:
         return fam
 
     def families(self) -> list[str]:
-        return self.list_blobs("families")
+        # families/zarr.json is the parent group's metadata, not a family
+        return [n for n in self.list_blobs("families") if n != "zarr.json"]
 
     def family_by_key(self, key: str) -> Family:
         raw = self.read_blob(f"families/{key}/zarr.json")
@@ -276,10 +279,22 @@ class Family:
 
     def create(self) -> None:
         """Create the group and its arrays if missing (safe to race with other processes)."""
-        if self.store.read_blob(f"{self.prefix}/zarr.json") is not None and all(
+        raw = self.store.read_blob(f"{self.prefix}/zarr.json")
+        if raw is not None and "phasemap_family" in json.loads(raw).get("attributes", {}) and all(
                 self.store.read_blob(f"{self.prefix}/{v}/zarr.json") is not None
                 for v in self.layout.stored):
             return
+        # The group (with the family definition) first: creating an array writes any missing
+        # parent group with *empty* attributes, and open_group(mode="a") never updates those.
+        family_attrs = {"phasemap_family": self.layout.definition(),
+                        "phasemap_version": __version__}
+        try:
+            group = zarr.open_group(self.store.zstore, path=self.prefix, mode="a",
+                                    attributes=family_attrs)
+        except zarr.errors.ContainsGroupError:  # another process created it just now
+            group = zarr.open_group(self.store.zstore, path=self.prefix, mode="r+")
+        if "phasemap_family" not in group.attrs:
+            group.attrs.update(family_attrs)
         model = get_model(self.layout.model)
         for var in self.layout.stored:
             dtype = OUTPUT_DTYPES[var] if OUTPUT_DTYPES[var].kind == "i" else self.layout.dtype
@@ -298,9 +313,6 @@ class Family:
             except zarr.errors.ContainsArrayError:
                 pass
         del model
-        zarr.open_group(self.store.zstore, path=self.prefix, mode="a",
-                        attributes={"phasemap_family": self.layout.definition(),
-                                    "phasemap_version": __version__})
 
     def array(self, var: str):
         return zarr.open_array(self.store.zstore, path=f"{self.prefix}/{var}", mode="r+")
