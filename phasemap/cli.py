@@ -24,7 +24,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
 from .errors import ParameterError, PhasemapError
 
@@ -33,7 +33,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect and maintain the store.")
 app.add_typer(cache_app, name="cache")
 
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)  # one result per line, never wrapped
 err = Console(stderr=True, highlight=False)
 
 StoreOpt = Annotated[str | None, typer.Option("--store", help="Store path or fsspec URL "
@@ -158,6 +158,9 @@ def _pipeline_specs(path: Path) -> list[Path]:
     for entry in entries:
         p = (path.parent / entry).resolve()
         matches = sorted(p.parent.glob(p.name)) if any(c in p.name for c in "*?[") else [p]
+        if not matches:
+            raise ParameterError("specs", entry, f"a path or glob (relative to {path}) that "
+                                                 "matches at least one spec file")
         for m in matches:
             specs.extend(_pipeline_specs(m))
     return specs
@@ -335,7 +338,8 @@ def write_slice(sub, path: Path) -> None:
 def cache_ls(store: StoreOpt = None) -> None:
     """List the datasets in the store."""
     st = _store(store)
-    table = Table("id", "name", "model", "shape", "points", "created", title=st.url)
+    table = Table(Column("id", no_wrap=True, min_width=16), "name", "model", "shape", "points",
+                  "created", title=st.url)  # ids are never shortened: users copy them
     for r in sorted(st.requests(), key=lambda r: r.get("created", "")):
         table.add_row(r["id"], r["spec"].get("name") or "", r["spec"].get("model", ""),
                       " x ".join(f"{d}:{n}" for d, n in zip(r["dims"], r["shape"], strict=True)),
