@@ -1,0 +1,397 @@
+"""The store as a cache: reuse, extension, provenance, verify/repair, rm/gc, round trip.
+
+Every test writes a real Zarr store under pytest's ``tmp_path`` and computes on a real
+in-process dask cluster (one per module, shared). Expected shard counts are derived here from
+the documented index rule (lattice index ``k`` lives at array index ``k + 2**31``; shards are
+aligned to multiples of their side; an explicit value has a slot of side 1) and the family's
+shard shape, so the tests keep holding when the shard geometry is tuned.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import phasemap
+from phasemap import GridSpec, ParameterError, StoreError
+from phasemap.regimes import MACHINE_LABELS, REGIME_LABELS
+from phasemap.store import FamilyLayout, Store, compute, spec_id
+
+OFFSET = 2**31
+OUTPUTS = ("J_L", "Q_L", "Q_R", "P", "s", "p1", "regime", "machine")
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A real in-process cluster for computing shards. Like the CLI's embedded default it is
+    not made dask's default scheduler, so reading small windows back stays on threads."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      dashboard_address=None) as cluster, \
+            Client(cluster, set_as_default=False) as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def _no_default_store(tmp_path, monkeypatch):
+    # Nothing here may fall back to data/store: point the default at a scratch directory.
+    monkeypatch.setenv("PHASEMAP_STORE", str(tmp_path / "default-store"))
+
+
+def grid(eps=(-40.0, 40.0, 801), dV=(-5.0, 5.0, 11), T=None, dtype="float64", name=None,
+         **params):
+    """A spec over eps (step 0.1) and dV (step 1), or eps and explicit T values."""
+    axes: dict = {"eps": {"start": eps[0], "stop": eps[1], "num": eps[2]}}
+    if T is not None:
+        axes["T"] = list(T)
+        params.setdefault("dV", 5.0)
+    else:
+        axes["dV"] = {"start": dV[0], "stop": dV[1], "num": dV[2]}
+    params.setdefault("dT", 5.0)
+    return GridSpec.from_dict({"model": "single_level", "params": params, "axes": axes,
+                               "dtype": dtype, "name": name})
+
+
+def assert_bitwise_equal(ds, ref, names=OUTPUTS):
+    """Same variables, dims, dtypes, coordinates and bytes (NaNs included)."""
+    assert set(names) <= set(ds.data_vars)
+    for dim in ref.dims:
+        a, b = np.asarray(ds[dim].values), np.asarray(ref[dim].values)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), dim
+    for name in names:
+        a, b = ds[name], ref[name]
+        assert a.dims == b.dims, name
+        av, bv = np.asarray(a.values), np.asarray(b.values)
+        assert av.dtype == bv.dtype, (name, av.dtype, bv.dtype)
+        assert av.shape == bv.shape, name
+        assert av.tobytes() == bv.tobytes(), f"{name} differs from the reference"
+
+
+def lattice_shards(k_first: int, n: int, side: int) -> set[int]:
+    """Shard indices along a lattice axis touched by lattice indices k_first..k_first+n-1."""
+    return set(range((k_first + OFFSET) // side, (k_first + n - 1 + OFFSET) // side + 1))
+
+
+def shard_files(store: Store, var: str = "J_L") -> list[Path]:
+    root = Path(store.root) / "families"
+    return sorted(p for p in root.glob(f"*/{var}/c/**/*") if p.is_file())
+
+
+# --- compute twice, equal to evaluate ---------------------------------------------------
+
+def test_compute_twice_computes_nothing_and_equals_evaluate(tmp_path, client):
+    spec = grid()
+    store = Store(tmp_path / "store")
+    layout = FamilyLayout.from_spec(spec)
+    se, sv = layout.shard_shape
+    shards = len(lattice_shards(-400, 801, se)) * len(lattice_shards(-5, 11, sv))
+
+    first = compute(spec, store, client=client)
+    assert first.attrs["points_computed"] == shards * layout.shard_points
+    assert first.attrs["points_reused"] == 0
+    ref = phasemap.evaluate_spec(spec)
+    assert tuple(first.data_vars) == tuple(ref.data_vars)
+    assert_bitwise_equal(first, ref)
+
+    t0 = time.perf_counter()
+    second = compute(spec, store, client=client)
+    seconds = time.perf_counter() - t0
+    print(f"second compute in-process: {seconds:.3f} s")
+    assert second.attrs["points_computed"] == 0
+    assert second.attrs["points_reused"] == spec.size
+    assert_bitwise_equal(second, first)
+    assert second.attrs["dataset_id"] == first.attrs["dataset_id"] == spec_id(spec)
+    # a lazy dataset: nothing is read until asked for
+    assert all(v.chunks is not None for v in second.data_vars.values())
+
+
+# --- reuse on extension -----------------------------------------------------------------
+
+def test_extending_a_linear_axis_computes_only_the_new_shards(tmp_path, client):
+    store = Store(tmp_path / "store")
+    old = grid(eps=(-40.0, 40.0, 801))
+    layout = FamilyLayout.from_spec(old)
+    se, sv = layout.shard_shape
+    dv_shards = lattice_shards(-5, 11, sv)
+    compute(old, store, client=client)
+
+    new = grid(eps=(-40.0, 60.0, 1001))
+    assert FamilyLayout.from_spec(new).key == layout.key  # same family: same lattice
+    fresh = lattice_shards(-400, 1001, se) - lattice_shards(-400, 801, se)
+    ds = compute(new, store, client=client)
+    assert ds.attrs["points_computed"] == len(fresh) * len(dv_shards) * layout.shard_points
+    assert_bitwise_equal(ds, phasemap.evaluate_spec(new))
+
+    # an extension that surely leaves the stored shards: one whole eps shard beyond them
+    last = max(lattice_shards(-400, 1001, se))
+    k_stop = (last + 1) * se - OFFSET + se // 2
+    far = grid(eps=(-40.0, k_stop / 10, k_stop + 400 + 1))
+    fresh = lattice_shards(-400, k_stop + 401, se) - lattice_shards(-400, 1001, se)
+    assert fresh
+    ds = compute(far, store, client=client)
+    assert ds.attrs["points_computed"] == len(fresh) * len(dv_shards) * layout.shard_points
+    stored = lattice_shards(-400, 1001, se)  # requested points that lie in stored shards:
+    k_end = (max(stored) + 1) * se - OFFSET  # the window from -400 up to their end
+    assert ds.attrs["points_reused"] == (k_end - (-400)) * 11
+
+    # any sub-range on the same lattice is served from the store
+    sub = grid(eps=(-20.0, 20.0, 401), dV=(-2.0, 2.0, 5))
+    ds = compute(sub, store, client=client)
+    assert ds.attrs["points_computed"] == 0
+    assert ds.attrs["points_reused"] == sub.size
+    assert_bitwise_equal(ds, phasemap.evaluate_spec(sub))
+
+
+def test_explicit_values_axis_reuses_every_value_it_has_seen(tmp_path, client):
+    store = Store(tmp_path / "store")
+    spec = grid(T=[5.0, 7.5])
+    layout = FamilyLayout.from_spec(spec)
+    se, st_ = layout.shard_shape
+    assert st_ == 1  # one slot per explicit value
+    ds = compute(spec, store, client=client)
+    eps_shards = len(lattice_shards(-400, 801, se))
+    assert ds.attrs["points_computed"] == 2 * eps_shards * layout.shard_points
+
+    more = grid(T=[5.0, 7.5, 10.0])
+    assert FamilyLayout.from_spec(more).key == layout.key
+    ds = compute(more, store, client=client)
+    assert ds.attrs["points_computed"] == eps_shards * layout.shard_points  # the slot for 10
+    assert ds.attrs["points_reused"] == 801 * 2
+    assert_bitwise_equal(ds, phasemap.evaluate_spec(more))
+
+    for values in ([7.5], [5.0, 10.0]):
+        ds = compute(grid(T=values), store, client=client)
+        assert ds.attrs["points_computed"] == 0
+        assert_bitwise_equal(ds, phasemap.evaluate_spec(grid(T=values)))
+
+
+def test_fixed_parameters_and_dtype_make_separate_families():
+    base = FamilyLayout.from_spec(grid())
+    assert FamilyLayout.from_spec(grid(dT=4.0)).key != base.key
+    assert FamilyLayout.from_spec(grid(dtype="float32")).key != base.key
+    # a different step is another lattice; a shifted window on the same step is not
+    assert FamilyLayout.from_spec(grid(eps=(-40.0, 40.0, 401))).key != base.key
+    assert FamilyLayout.from_spec(grid(eps=(-12.3, 7.7, 201))).key == base.key
+    # the model's default written out explicitly is the same family
+    assert FamilyLayout.from_spec(grid(mu=0.0)).key == base.key
+
+
+# --- provenance and metadata ------------------------------------------------------------
+
+def test_provenance_and_cf_attributes(tmp_path, client):
+    spec = grid(T=[5.0, 7.5])
+    ds = compute(spec, tmp_path / "store", client=client)
+    a = ds.attrs
+    for key in ("spec", "model_version", "phasemap_version", "created", "points_computed",
+                "points_reused", "dataset_id"):
+        assert key in a, key
+    assert json.loads(a["spec"]) == spec.to_dict()
+    assert GridSpec.from_dict(json.loads(a["spec"])) == spec
+    assert a["model_version"] == phasemap.get_model("single_level").version
+    assert a["phasemap_version"] == phasemap.__version__
+    created = dt.datetime.fromisoformat(a["created"])
+    assert abs((dt.datetime.now(dt.UTC) - created).total_seconds()) < 600
+    assert a["points_computed"] > 0 and a["points_reused"] == 0
+    assert a["dataset_id"] == spec_id(spec)
+    assert a["Conventions"].startswith("CF-")
+
+    for name in ("J_L", "Q_L", "Q_R", "P", "s", "p1"):
+        assert ds[name].attrs.get("units"), name
+        assert ds[name].attrs.get("long_name"), name
+    for name, labels in (("regime", REGIME_LABELS), ("machine", MACHINE_LABELS)):
+        attrs = ds[name].attrs
+        assert list(attrs["flag_values"]) == list(range(len(labels)))
+        assert attrs["flag_meanings"].split() == list(labels)
+        assert ds[name].dtype == np.int8
+    for coord in ("eps", "T", "dT", "dV"):
+        assert ds[coord].attrs.get("units") == "E0", coord
+
+
+def test_float32_grid(tmp_path, client):
+    spec = grid(dtype="float32")
+    ds = compute(spec, tmp_path / "store", client=client).load()
+    ref = phasemap.evaluate_spec(spec)
+    for name in ("J_L", "Q_L", "Q_R", "P", "s", "p1"):
+        assert ds[name].dtype == np.float32, name
+    assert ds.eps.dtype == np.float64
+    # J_L is stored: identical. The others are derived on read from the float32 J_L, so
+    # they may differ from evaluate (which rounds float64 results) in the last float32 bit.
+    assert_bitwise_equal(ds, ref, names=("J_L", "regime", "machine"))
+    for name in ("Q_L", "Q_R", "P", "s", "p1"):
+        np.testing.assert_allclose(ds[name].values, ref[name].values, rtol=4e-7, atol=1e-30,
+                                   err_msg=name)
+
+
+# --- opening and listing ----------------------------------------------------------------
+
+def test_open_by_id_and_by_spec_and_requests_listing(tmp_path, client):
+    store = Store(tmp_path / "store")
+    spec = grid(T=[5.0, 7.5], name="two temperatures")
+    ds = compute(spec, store, client=client)
+    rid = ds.attrs["dataset_id"]
+
+    again = Store(str(tmp_path / "store"))  # a fresh handle on the same directory
+    assert_bitwise_equal(again.open(rid), ds)
+    assert_bitwise_equal(again.open(spec), ds)
+
+    records = again.requests()
+    assert [r["id"] for r in records] == [rid]
+    r = records[0]
+    assert r["spec"] == spec.to_dict() and r["family"] == ds.attrs["family"]
+    assert r["shape"] == [801, 2] and r["dims"] == ["eps", "T"] and r["points"] == 1602
+    assert r["points_computed"] == ds.attrs["points_computed"]
+    assert again.request(rid)["id"] == rid
+
+    with pytest.raises(StoreError, match="compute it first"):
+        again.open(grid(T=[20.0]))
+    with pytest.raises(ParameterError, match="dataset"):
+        again.open("0123456789abcdef")
+    with pytest.raises(ParameterError, match="dataset"):
+        again.request("../../etc/passwd")
+
+
+# --- verify and repair ------------------------------------------------------------------
+
+def test_verify_finds_truncated_and_flipped_shards_and_repair_restores_them(tmp_path,
+                                                                             client):
+    store = Store(tmp_path / "store")
+    spec = grid()
+    original = compute(spec, store, client=client).load()
+    assert store.verify() == []
+    files = shard_files(store)
+    assert len(files) >= 2
+    pristine = {f: f.read_bytes() for f in files}
+
+    truncated, flipped = files[0], files[-1]
+    with truncated.open("r+b") as f:
+        f.truncate(truncated.stat().st_size // 2)
+    with flipped.open("r+b") as f:
+        f.seek(flipped.stat().st_size // 3)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0x40]))
+
+    def shard_of(path: Path) -> tuple[int, ...]:
+        return tuple(int(p) for p in path.relative_to(path.parents[len(spec.dims) - 1]).parts)
+
+    bad = store.verify()
+    found = {r.shard: r.problem for r in bad}
+    assert set(found) == {shard_of(truncated), shard_of(flipped)}, bad
+    assert "size" in found[shard_of(truncated)]
+    assert "checksum" in found[shard_of(flipped)].lower()
+    assert all(r.variable == "J_L" for r in bad)
+
+    repaired = store.repair(client=client)
+    assert {r.shard for r in repaired} == set(found)
+    assert store.verify() == []
+    for f, data in pristine.items():
+        assert f.read_bytes() == data, f"{f} not restored byte for byte"
+    restored = compute(spec, store, client=client)
+    assert restored.attrs["points_computed"] == 0
+    assert_bitwise_equal(restored, original)
+
+
+def test_a_missing_shard_object_is_reported(tmp_path, client):
+    store = Store(tmp_path / "store")
+    compute(grid(T=[7.5]), store, client=client)
+    victim = shard_files(store)[0]
+    victim.unlink()
+    bad = store.verify()
+    assert [r.problem for r in bad] == ["missing"]
+    store.repair(client=client)
+    assert store.verify() == [] and victim.exists()
+
+
+# --- rm and gc --------------------------------------------------------------------------
+
+def test_rm_then_gc_deletes_the_data(tmp_path, client):
+    store = Store(tmp_path / "store")
+    keep = compute(grid(T=[7.5]), store, client=client)
+    drop = compute(grid(dtype="float32"), store, client=client)
+    drop_dir = Path(store.root) / "families" / drop.attrs["family"]
+    keep_dir = Path(store.root) / "families" / keep.attrs["family"]
+    assert drop_dir.is_dir() and keep_dir.is_dir()
+    (keep_dir / ".tmp-leftover").write_bytes(b"half a shard")
+
+    store.remove_request(drop.attrs["dataset_id"])
+    assert [r["id"] for r in store.requests()] == [keep.attrs["dataset_id"]]
+    assert drop_dir.is_dir()  # data goes at gc, not at rm
+    with pytest.raises(ParameterError):
+        store.remove_request(drop.attrs["dataset_id"])
+
+    res = store.gc()
+    assert res == {"families_removed": 1, "temporaries_removed": 1}
+    assert not drop_dir.exists()
+    assert not (keep_dir / ".tmp-leftover").exists()
+    assert store.families() == [keep.attrs["family"]]
+    assert store.verify() == []
+    assert_bitwise_equal(store.open(keep.attrs["dataset_id"]), keep)
+    # gc of a store whose every dataset is removed leaves no data
+    store.remove_request(keep.attrs["dataset_id"])
+    store.gc()
+    assert store.families() == []
+    assert not any(p.is_file() for p in (Path(store.root) / "families").rglob("c/**/*"))
+
+
+# --- round trip, as a property ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory):
+    return Store(tmp_path_factory.mktemp("roundtrip") / "store")
+
+
+@st.composite
+def windows(draw):
+    """A small window on one lattice: eps step 1/4, dV step 1/2, and some of three T."""
+    k_eps = draw(st.integers(-300, 300))
+    n_eps = draw(st.integers(2, 40))
+    k_dv = draw(st.integers(-20, 20))
+    n_dv = draw(st.integers(2, 6))
+    temps = draw(st.lists(st.sampled_from([5.0, 7.5, 10.0]), min_size=1, max_size=3,
+                          unique=True))
+    axes = {"eps": {"start": k_eps / 4, "stop": (k_eps + n_eps - 1) / 4, "num": n_eps},
+            "T": sorted(temps),
+            "dV": {"start": k_dv / 2, "stop": (k_dv + n_dv - 1) / 2, "num": n_dv}}
+    return GridSpec.from_dict({"params": {"dT": 5.0}, "axes": axes})
+
+
+@settings(max_examples=15, deadline=None)
+@given(spec=windows())
+def test_round_trip_through_the_store_is_identical(spec, shared_store, client):
+    ds = compute(spec, shared_store, client=client)
+    assert_bitwise_equal(ds, phasemap.evaluate_spec(spec))
+    again = compute(spec, shared_store, client=client)
+    assert again.attrs["points_computed"] == 0
+    assert math.prod(ds.J_L.shape) == spec.size
+
+
+# --- fsspec URLs ------------------------------------------------------------------------
+
+def test_an_fsspec_url_store_works_like_a_directory(client):
+    """``memory://`` takes the same code path as ``s3://`` (fsspec, one PUT per object)."""
+    import fsspec
+
+    url = f"memory://phasemap-test-{os.getpid()}-{time.monotonic_ns()}/store"
+    try:
+        store = Store(url)
+        assert not store.local
+        spec = grid(T=[7.5])
+        ds = compute(spec, url, client=client)
+        assert ds.attrs["points_computed"] > 0
+        assert_bitwise_equal(ds, phasemap.evaluate_spec(spec))
+        assert compute(spec, store, client=client).attrs["points_computed"] == 0
+        assert store.verify() == []
+        assert [r["id"] for r in store.requests()] == [ds.attrs["dataset_id"]]
+        assert_bitwise_equal(store.open(ds.attrs["dataset_id"]), ds)
+    finally:
+        fsspec.filesystem("memory").rm(url.split("://", 1)[1].split("/")[0], recursive=True)
