@@ -165,6 +165,26 @@ def test_grid_lifecycle_point_and_slices(client, small_id, tmp_path):
     assert r.status_code == 422 and r.json()["param"] == "dT"
 
 
+def test_concurrent_netcdf_slices(client, server, small_id):
+    """HDF5 is not thread-safe: concurrent NetCDF answers must not take the server down."""
+    results: list[int] = []
+
+    def fetch(dT):
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            for _ in range(3):
+                r = c.get(f"/api/grids/{small_id}/slice",
+                          params={"dT": dT, "format": "netcdf", "vars": "J_L,regime"})
+                results.append(r.status_code)
+
+    threads = [threading.Thread(target=fetch, args=(2.5 if k % 2 else 5.0,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert results == [200] * 24
+    assert client.get("/api/health").status_code == 200
+
+
 def test_dataset_reads_are_cacheable(client, small_id):
     url = f"/api/grids/{small_id}/point"
     params = {"eps": 0, "dV": 0, "dT": 2.5}

@@ -51,6 +51,9 @@ SLICE_VARIABLES = ("J_L", "Q_L", "Q_R", "P", "s", "p1", "regime", "machine")
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 
+#: One NetCDF (HDF5) writer at a time in this process: HDF5 is not thread-safe.
+NETCDF_LOCK = threading.Lock()
+
 
 # --- JSON --------------------------------------------------------------------------------
 
@@ -381,9 +384,11 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
                                  f"at most {config.max_slice_points:,} points: fix more of "
                                  f"the dimensions {', '.join(map(str, sub.dims))}")
         if format == "netcdf":
+            sub = sub.compute()  # read from Zarr outside the lock
             with tempfile.TemporaryDirectory(prefix="phasemap-slice-") as tmp:
                 path = FsPath(tmp) / f"{id}.nc"
-                write_slice(sub, path)
+                with NETCDF_LOCK:  # the HDF5 library crashes the process if used by two
+                    write_slice(sub, path)  # threads at once
                 data = path.read_bytes()
             headers["Content-Disposition"] = f'attachment; filename="{id}-slice.nc"'
             return Response(data, media_type="application/x-netcdf", headers=headers)
