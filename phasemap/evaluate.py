@@ -116,6 +116,17 @@ def _parallel_kernel(model: Model, params: dict[str, np.ndarray]) -> dict[str, n
     return merged
 
 
+def _float_dtype(dtype: Any) -> np.dtype:
+    """The storage dtype of float outputs: float64 or float32, else a ParameterError."""
+    try:
+        ok = dtype is not None and np.dtype(dtype) in (np.float64, np.float32)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ParameterError("dtype", dtype, "'float64' or 'float32'")
+    return np.dtype(dtype)
+
+
 def evaluate(model: str | Model = "single_level", *, chunks: Mapping[str, int] | str | None = None,
              max_points: int | None = None, dtype: str = "float64",
              **params: Any) -> xr.Dataset:
@@ -145,6 +156,7 @@ def evaluate(model: str | Model = "single_level", *, chunks: Mapping[str, int] |
         parameters become scalar coordinates. Attributes name the model and its version.
     """
     m = get_model(model)
+    fdtype = _float_dtype(dtype)
     inputs = {name: as_input(name, value) for name, value in params.items()}
     validate_inputs(m, inputs, max_points=max_points)
     for name in m.param_names:
@@ -172,7 +184,6 @@ def evaluate(model: str | Model = "single_level", *, chunks: Mapping[str, int] |
                   for k, v in inputs.items()}
 
     names = tuple(inputs)
-    fdtype = np.dtype(dtype)
     out_dtypes = [OUTPUT_DTYPES[o] if OUTPUT_DTYPES[o].kind == "i" else fdtype
                   for o in m.outputs]
     results = xr.apply_ufunc(

@@ -254,8 +254,18 @@ def _check_grid_size(model: Model, shape, dtype="float64", max_points=None) -> N
     if points > limit:
         nbytes = points * bytes_per_point(model, dtype)
         raise GridTooLargeError(
-            "grid", f"{points:,} points ({nbytes / 2**30:,.1f} GiB of outputs)",
+            "grid", f"{points:,} points ({nbytes:,} bytes = {_human_bytes(nbytes)} of outputs)",
             f"at most {limit:,} points (raise it with max_points= or PHASEMAP_MAX_POINTS)")
+
+
+def _human_bytes(n: int) -> str:
+    """``1536 -> '1.5 KiB'``: a size message must stay meaningful for small limits too."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:,.0f} B" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
 
 
 def as_input(name: str, value: Any) -> xr.DataArray:

@@ -9,9 +9,10 @@ Phys. Rev. E 111, 044112 (2025), eqs. 1-3, generalised)::
     W^v(i <- j) = Gamma^v_ij [1 - f_v(E_j - E_i)]    (an electron leaves into lead v)
 
 with ``f_v(E) = 1/(1 + exp((E - mu_v)/T_v))``. The steady state solves ``L p = 0``,
-``sum(p) = 1`` for the generator ``L``; the particle and heat currents *out of* each reservoir
-and the entropy production (eq. 9) follow. Everything is vectorised over any number of leading
-batch dimensions with numpy linear algebra: there is no Python loop over points.
+``sum(p) = 1`` for the generator ``L`` (by subtraction-free state elimination, so even very
+improbable states keep their relative accuracy); the particle and heat currents *out of* each
+reservoir and the entropy production (eq. 9) follow. Everything is vectorised over any number
+of leading batch dimensions with numpy: there is no Python loop over points.
 
 Unlike the closed form, currents here are differences of flows, so in the far tails of the
 Fermi functions they carry cancellation error relative to the flows themselves.
@@ -51,6 +52,42 @@ class PauliResult:
     particle_current: np.ndarray
     heat_current: np.ndarray
     entropy_production: np.ndarray
+
+
+def _stationary(R: np.ndarray) -> np.ndarray:
+    """Stationary distribution of the rate matrices ``R[..., i, j]`` (rate i -> j).
+
+    The Grassmann-Taksar-Heyman algorithm: state elimination with no subtraction at all, so
+    every probability, however small, comes out to a few ulp *relative* accuracy (a solve
+    with one balance equation replaced by normalisation gets the small ones as differences
+    of order-one numbers: zero or even negative, then ``log p`` in eq. 9 is infinite).
+    Loops over states, vectorised over the batch. The back substitution keeps the partial
+    distribution normalised at every step, so ratios beyond 1e308 cannot overflow; a state
+    that cannot be left at all (its outgoing rates underflowed to zero) takes the probability.
+    """
+    q = np.array(R, dtype=np.float64, copy=True)
+    n = q.shape[-1]
+    out = np.zeros(q.shape[:-1])  # out[..., k]: rate from k into states < k after reduction
+    for k in range(n - 1, 0, -1):
+        sk = q[..., k, :k].sum(axis=-1)
+        out[..., k] = sk
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where((sk > 0)[..., None], q[..., k, :k] / sk[..., None], 0.0)
+        q[..., :k, :k] += q[..., :k, k, None] * share[..., None, :]
+    p = np.zeros(q.shape[:-1])
+    p[..., 0] = 1.0
+    for k in range(1, n):
+        # p[:k] sums to 1; the unnormalised p_k = inflow / s_k may be huge or tiny.
+        inflow = (p[..., :k] * q[..., :k, k]).sum(axis=-1)
+        sk = out[..., k]
+        big = inflow > sk
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # unused branch
+            ratio = np.where(big, sk / inflow, inflow / sk)     # <= 1, 0 when the other is
+        ratio = np.where(np.isnan(ratio), 0.0, ratio)          # 0 / 0: unreachable state
+        keep = np.where(big, ratio, 1.0) / (1.0 + ratio)       # factor on p[:k]
+        p[..., :k] *= keep[..., None]
+        p[..., k] = np.where(big, 1.0, ratio) / (1.0 + ratio)
+    return p
 
 
 def solve(energies, charges, gamma, mu, T) -> PauliResult:
@@ -99,22 +136,14 @@ def solve(energies, charges, gamma, mu, T) -> PauliResult:
     w_out = np.broadcast_to(w_out, (*batch, m, len(ii)))
     x = np.broadcast_to(x, (*batch, m, len(ii)))
 
-    # Generator L[j, i] = total rate i -> j; columns sum to zero.
-    L = np.zeros((*batch, n, n))
+    # Rates R[i, j] = total rate i -> j (i != j), summed over leads.
+    R = np.zeros((*batch, n, n))
     tin = w_in.sum(axis=-2)
     tout = w_out.sum(axis=-2)
     for k, (i, j) in enumerate(zip(ii, jj, strict=True)):  # loop over transitions, not points
-        L[..., j, i] += tin[..., k]
-        L[..., i, j] += tout[..., k]
-        L[..., i, i] -= tin[..., k]
-        L[..., j, j] -= tout[..., k]
-
-    # Replace the last balance equation by normalisation and solve in one batched call.
-    A = L.copy()
-    A[..., -1, :] = 1.0
-    rhs = np.zeros((*batch, n, 1))
-    rhs[..., -1, 0] = 1.0
-    p = np.linalg.solve(A, rhs)[..., 0]
+        R[..., i, j] += tin[..., k]
+        R[..., j, i] += tout[..., k]
+    p = _stationary(R)
 
     flow_in = w_in * p[..., None, ii]      # (..., m, k): electrons entering via lead v
     flow_out = w_out * p[..., None, jj]    # electrons leaving via lead v
@@ -122,10 +151,13 @@ def solve(energies, charges, gamma, mu, T) -> PauliResult:
     particle = net.sum(axis=-1)
     heat = ((dE[..., None, :] - mu[..., :, None]) * net).sum(axis=-1)
     # ln(w_in p_i / (w_out p_j)) = -x + ln p_i - ln p_j, written without forming the ratio.
-    with np.errstate(divide="ignore"):
+    # Where a flow has underflowed to 0 its term is negligible (not +-inf): drop it.
+    with np.errstate(divide="ignore", invalid="ignore"):
         logp = np.log(p)
-    affinity = -x + logp[..., None, ii] - logp[..., None, jj]
-    affinity = np.where(net == 0.0, 0.0, affinity)
-    entropy = (net * affinity).sum(axis=(-2, -1))
+        affinity = -x + logp[..., None, ii] - logp[..., None, jj]
+    affinity = np.where((flow_in == 0.0) | (flow_out == 0.0), 0.0, affinity)
+    # Each term is (a - b) ln(a/b) >= 0; where a ~ b rounding can give the computed log ratio
+    # the wrong sign, so a term is floored at 0 (it is then pure rounding anyway).
+    entropy = np.maximum(net * affinity, 0.0).sum(axis=(-2, -1))
     return PauliResult(p=p, particle_current=particle, heat_current=heat,
                        entropy_production=entropy)

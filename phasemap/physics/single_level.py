@@ -19,6 +19,11 @@ where every factor is computed to full relative precision (``1 - f`` as ``f(-x)`
 exactly, ``s = J_L d >= 0`` always, and the relative error is a few ulp. Where the true
 current is below the smallest subnormal double, ``J_L`` is returned as ``+-5e-324`` so its
 sign (on which the regime depends) survives underflow.
+
+``eps - mu_v`` and the numerator ``(eps - mu) dT + T dV`` are sums that cancel (``eps`` next
+to a lead's chemical potential, or next to the reversible level ``eps_r``); they are evaluated
+with error-free transformations (TwoSum, TwoProduct), so they keep full relative precision
+for the exact float inputs and the sign of ``J_L`` is exactly that of the numerator.
 """
 
 from __future__ import annotations
