@@ -158,7 +158,7 @@ def point(eps, T, dT, dV, mu, gamma_L, gamma_R):
     ["void(f8, f8, f8, f8, f8, f8, f8, f8[:], f8[:], f8[:], f8[:], f8[:], f8[:])"],
     "(),(),(),(),(),(),()->(),(),(),(),(),()",
     cache=True,
-    target="parallel",
+    target="cpu",  # callers parallelise (dask threads); the loop releases the GIL
 )
 def _single_level_gufunc(eps, T, dT, dV, mu, gL, gR, J, QL, QR, P, s, p1):
     J[0], QL[0], QR[0], P[0], s[0], p1[0] = point(eps, T, dT, dV, mu, gL, gR)
