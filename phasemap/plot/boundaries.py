@@ -171,7 +171,8 @@ def regime_bands(obj: xr.Dataset, along: str, lens: str = "regime", *,
         (to ``EDGE_RTOL`` times the span), or exactly a sample where that quantity is zero, or
         0 where ``along`` is a force (``dT``, ``dV``) crossing zero. Bands of zero width (a
         label held by isolated samples only, e.g. ``reversible`` exactly at ε_r) are dropped
-        and their equal-labelled neighbours merged.
+        and their equal-labelled neighbours merged; stretches without a valid code get no
+        band.
     """
     if lens not in LENSES:
         raise ParameterError("lens", lens, f"one of {', '.join(LENSES)}")
@@ -195,21 +196,24 @@ def regime_bands(obj: xr.Dataset, along: str, lens: str = "regime", *,
 
     bands: list[Band] = []
     drop = 1e3 * xtol
+    gap = False  # a stretch without a label since the last band: never bridge it
     for k, code in enumerate(run_codes):
         (lo, lo_ok), (hi, hi_ok) = edges[k], edges[k + 1]
+        if not 0 <= code < len(labels):
+            gap = True  # no label (e.g. -1 outside the model's domain): no band
+            continue
         if hi - lo <= drop and len(run_codes) > 1:
             continue
         band = Band(labels[code], code, lo, hi, lens, lo_ok and hi_ok)
-        if bands and bands[-1].code == code:
+        if gap:
+            gap = False
+        elif bands and bands[-1].code == code:
             prev = bands.pop()
             band = Band(prev.label, code, prev.start, hi, lens, prev.exact and band.exact)
-        elif bands:
-            # close any gap left by a dropped zero-width band at the shared edge
+        elif bands and bands[-1].stop != lo and abs(bands[-1].stop - lo) <= drop:
+            # the two edges of a dropped zero-width band: let the neighbours meet at one
             prev = bands[-1]
-            if prev.stop != lo:
-                mid = prev.stop if abs(prev.stop - lo) > drop else lo
-                bands[-1] = Band(prev.label, prev.code, prev.start, mid, lens, prev.exact)
-                band = Band(band.label, code, mid, hi, lens, band.exact)
+            bands[-1] = Band(prev.label, prev.code, prev.start, lo, lens, prev.exact)
         bands.append(band)
     return bands
 

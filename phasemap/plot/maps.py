@@ -114,15 +114,20 @@ def _title(plane: xr.Dataset | xr.DataArray, axes: Sequence[str], model) -> str:
     return ", ".join(parts)
 
 
-def _present(codes: xr.DataArray, n: int) -> list[int]:
+def _present(codes: xr.DataArray, n: int) -> tuple[list[int], bool]:
+    """Codes present among ``0..n-1`` and whether any point holds no valid code (e.g. -1,
+    which the store writes for points outside a model's domain)."""
     data = codes.data
     if hasattr(data, "map_blocks"):  # dask: count chunk by chunk
         import dask.array as da
 
-        counts = da.bincount(data.ravel().astype(np.int64), minlength=n).compute()
+        shifted = da.clip(data.ravel().astype(np.int64), -1, n) + 1
+        counts = da.bincount(shifted, minlength=n + 2).compute()
     else:
-        counts = np.bincount(np.asarray(data).ravel().astype(np.int64), minlength=n)
-    return [int(c) for c in np.nonzero(counts[:n])[0]]
+        shifted = np.clip(np.asarray(data).ravel().astype(np.int64), -1, n) + 1
+        counts = np.bincount(shifted, minlength=n + 2)
+    present = [int(c) - 1 for c in np.nonzero(counts[1:n + 1])[0] + 1]
+    return present, bool(counts[0] or counts[n + 1])
 
 
 def _raster_element(da: xr.DataArray, x: str, y: str, vdim):
@@ -180,7 +185,8 @@ def phase_map(ds: xr.Dataset, x: str, y: str, lens: str = "regime", *,
         The image (codes; colour ``palette(lens)[code]`` for every code, so each label has
         its fixed colour whatever else is present), the threshold paths (group
         ``"Threshold"``) and one legend square (group ``"Legend"``) for exactly the labels
-        present in the selected data, in code order.
+        present in the selected data, in code order. Points without a valid code (the
+        store's -1 outside a model's domain) are left blank.
     """
     h = _hv.hv()
     if lens not in LENSES:
@@ -191,7 +197,9 @@ def phase_map(ds: xr.Dataset, x: str, y: str, lens: str = "regime", *,
     m = model_of(ds)
     plane = select(ds[[lens]], [y, x], sel)
     codes = plane[lens]
-    present = _present(codes, len(labels))
+    present, invalid = _present(codes, len(labels))
+    if invalid:  # no colour for points without a label: draw them as gaps
+        codes = codes.where((codes >= 0) & (codes < len(labels))).astype(np.float32)
 
     vdim = h.Dimension(lens, label=lens, range=(-0.5, len(labels) - 0.5))
     element, regular = _raster_element(codes, x, y, vdim)
