@@ -25,7 +25,7 @@ from phasemap.plot import (
     threshold_lines,
     value_map,
 )
-from phasemap.regimes import LENSES
+from phasemap.regimes import LENSES, REGIME_LABELS
 
 hv = pytest.importorskip("holoviews")
 
@@ -217,6 +217,25 @@ def test_rasterized_maps_hold_only_valid_codes_never_averages(eps_dv):
     assert shown <= set(np.unique(eps_dv.regime.values).tolist())
     assert {3, 4, 5, 6, 7, 8} <= shown  # every label covering an area survives
     assert phasemap.plot.MAX_PIXELS >= 10**6  # the default keeps paper-sized maps exact
+
+
+def test_points_without_a_label_are_blank_and_unlisted():
+    ds = phasemap.evaluate(eps=np.linspace(-20, 20, 81), dV=np.linspace(-20, 20, 41),
+                           T=T, dT=DT)
+    codes = ds.regime.values.copy()
+    codes[:10, :] = -1  # first 10 eps: what the store writes outside a domain
+    ds = ds.assign(regime=(ds.regime.dims, codes))
+    pm = phase_map(ds, "eps", "dV", thresholds=False)
+    (img,) = elements(pm, hv.Image)
+    shown = img.dimension_values("regime")
+    assert np.isnan(shown).sum() == 10 * 41
+    assert set(legend_entries(pm)) == {REGIME_LABELS[c] for c in np.unique(codes) if c >= 0}
+    line = ds.sel(dV=5.0)
+    bands = regime_bands(line, "eps")
+    # no band over the gap; its edge is not a sign change, so it is a grid midpoint
+    assert bands[0].start == float(ds.eps[9] + ds.eps[10]) / 2 and not bands[0].exact
+    assert [b.label for b in bands] == ["absolute_negative_mobility", "reverse_heat_transport",
+                                        "joule_heating", "conventional"]
 
 
 def test_value_map_has_colorbar_and_units(eps_dv):
