@@ -172,13 +172,27 @@ def create_app(config: ServiceConfig | None = None, jobs: JobManager | None = No
     if explorer:
         from .explorer import mount_explorer
 
-        mount_explorer(app, config, store, jobs, datasets, path=EXPLORER_PATH)
+        try:
+            mount_explorer(app, config, store, jobs, datasets, path=EXPLORER_PATH)
+        except ImportError as exc:  # Panel's FastAPI integration needs bokeh-fastapi
+            _explorer_unavailable(app, f"{exc} (pip install 'phasemap[service]' or "
+                                       "pip install bokeh-fastapi)")
         for route in app.routes:  # the page and its websocket are not part of the JSON API
             if getattr(route, "path", "").startswith(EXPLORER_PATH):
                 route.include_in_schema = False
         app.add_middleware(ExplorerGuard, prefix=EXPLORER_PATH)
     app.add_middleware(BodySizeLimit, limit=config.max_body_bytes)
     return app
+
+
+def _explorer_unavailable(app: FastAPI, reason: str) -> None:
+    """Serve the API alone, and say at ``/explorer`` why the explorer is missing."""
+    print(f"phasemap serve: the explorer is not available: {reason}", file=sys.stderr)
+
+    @app.get(EXPLORER_PATH, include_in_schema=False)
+    def no_explorer() -> Response:
+        return SafeJSONResponse({"error": "explorer_unavailable", "message": reason},
+                                status_code=503)
 
 
 def panel_dist() -> str:

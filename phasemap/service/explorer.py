@@ -254,16 +254,19 @@ class Explorer:
     # --- datasets --------------------------------------------------------------------------
     def load_list(self, select: str | None = None) -> None:
         options = {}
+        maps = []  # datasets with two or more multi-valued dims: a map to show first
         for r in sorted(self.store.requests(), key=lambda r: r.get("created", "")):
             shape = " × ".join(f"{d} {n}" for d, n in zip(r["dims"], r["shape"], strict=True))
             options[f"{r['spec'].get('name') or r['id']} ({shape})"] = r["id"]
+            if sum(n > 1 for n in r["shape"]) >= 2:
+                maps.append(r["id"])
         current = select or self.dataset.value
         self.dataset.options = options
         if not options:
             self.say("The store holds no dataset yet: state a grid under 'New grid'.", "info")
             return
         ids = list(options.values())
-        target = current if current in ids else ids[-1]
+        target = current if current in ids else (maps or ids)[-1]
         if self.dataset.value != target:
             self.dataset.value = target  # triggers open_dataset
         elif self.ds is None or self.dataset_id != target:
