@@ -12,10 +12,10 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
 from . import regimes
+from ._jit import lazy_gufunc
 from .errors import ParameterError
 from .physics import pauli as _pauli
 from .physics import single_level as _sl
@@ -160,7 +160,7 @@ POSITIVE_LEAD_TEMPERATURES = Constraint(
 )
 
 
-@numba.guvectorize(
+@lazy_gufunc(
     ["void(f8, f8, f8, f8, f8, f8, f8, f8[:], f8[:], f8[:], f8[:], f8[:], f8[:], i1[:], i1[:])"],
     "(),(),(),(),(),(),()->(),(),(),(),(),(),(),()",
     cache=True,
@@ -173,7 +173,7 @@ def _single_level_fused(eps, T, dT, dV, mu, gL, gR, J, QL, QR, P, s, p1, regime,
     machine[0] = regimes.machine_code(dT, dV, j, ql, qr, pw)
 
 
-@numba.guvectorize(
+@lazy_gufunc(
     ["void(f8, f8, f8, f8, f8, f8, f8, f8, f8[:], f8[:], f8[:], f8[:], f8[:], i1[:], i1[:])"],
     "(),(),(),(),(),(),(),()->(),(),(),(),(),(),()",
     cache=True,
@@ -186,7 +186,7 @@ def _single_level_derive(J, eps, T, dT, dV, mu, gL, gR, QL, QR, P, s, p1, regime
     machine[0] = regimes.machine_code(dT, dV, J, ql, qr, pw)
 
 
-@numba.guvectorize(
+@lazy_gufunc(
     ["void(f8, f8, f8, f8, f8, f8, f8, f8[:])"],
     "(),(),(),(),(),(),()->()",
     cache=True,

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ._jit import lazy_vectorize
+
 #: ``regime`` labels, in the order of their integer codes (the paper's lens).
 REGIME_LABELS: tuple[str, ...] = (
     "equilibrium",
@@ -94,12 +96,12 @@ def machine_code(dT, dV, J, QL, QR, P):
     return ACCELERATOR
 
 
-@numba.vectorize(["int8(f8, f8, f8, f8, f8, f8)"], cache=True)
+@lazy_vectorize(["int8(f8, f8, f8, f8, f8, f8)"], cache=True)
 def _regime_ufunc(dT, dV, J, QL, QR, P):
     return regime_code(dT, dV, J, QL, QR, P)
 
 
-@numba.vectorize(["int8(f8, f8, f8, f8, f8, f8)"], cache=True)
+@lazy_vectorize(["int8(f8, f8, f8, f8, f8, f8)"], cache=True)
 def _machine_ufunc(dT, dV, J, QL, QR, P):
     return machine_code(dT, dV, J, QL, QR, P)
 

@@ -32,6 +32,8 @@ import math
 
 import numba
 
+from .._jit import lazy_gufunc
+
 OUTPUTS = ("J_L", "Q_L", "Q_R", "P", "s", "p1")
 TINY = 5e-324
 
@@ -154,7 +156,7 @@ def point(eps, T, dT, dV, mu, gamma_L, gamma_R):
     return J, QL, QR, P, s, p1
 
 
-@numba.guvectorize(
+@lazy_gufunc(
     ["void(f8, f8, f8, f8, f8, f8, f8, f8[:], f8[:], f8[:], f8[:], f8[:], f8[:])"],
     "(),(),(),(),(),(),()->(),(),(),(),(),()",
     cache=True,
