@@ -319,3 +319,33 @@ def test_slice_json_has_no_nan_literals(client, small_id):
     r = client.get(f"/api/grids/{small_id}/slice", params={"dT": 2.5, "vars": "s"})
     assert b"NaN" not in r.content and b"Infinity" not in r.content
     assert io.BytesIO(r.content).read(1) == b"{"
+
+
+def test_job_manager_in_process(tmp_path):
+    """Dedupe and a clean close from another thread than the one that started Dask."""
+    from phasemap.service import JobManager
+
+    store = Store(tmp_path / "store")
+    spec = phasemap.GridSpec.from_dict({"params": {"T": 7.5, "dT": 5.0},
+                                        "axes": {"eps": {"start": -4, "stop": 4, "num": 9}}})
+    jobs = JobManager(store, workers=1)
+    try:
+        got: list = []
+        threads = [threading.Thread(target=lambda: got.append(jobs.submit(spec)))
+                   for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len({id(j) for j in got}) == 1
+        job = jobs.wait(spec_id(spec), timeout=120)
+        assert job.status == "done", job.error
+        assert (job.submissions, job.computations) == (6, 1)
+        assert jobs.client_started
+        again = jobs.submit(spec)  # a finished job is joined, not recomputed
+        assert again is job and job.computations == 1
+    finally:
+        jobs.close()
+    assert not jobs.client_started
+    with pytest.raises(RuntimeError):
+        jobs.submit(spec)

@@ -387,9 +387,9 @@ class Explorer:
                                                                      backend="bokeh")
         self.map_pane.object = overlay
         fixed = ", ".join(f"{d}={v:g}" for d, v in self.selection().items())
-        self.status.object = (f"**{self.dataset_id}** — {lens} map of "
-                              f"{'labels' if self.shown.value == 'labels' else self.shown.value}"
-                              f" over {x} × {y} ({plane.sizes[x]} × {plane.sizes[y]})"
+        what = f"{lens} map" if self.shown.value == "labels" else f"map of {self.shown.value}"
+        self.status.object = (f"**{self.dataset_id}** — {what} over {x} × {y} "
+                              f"({plane.sizes[x]} × {plane.sizes[y]})"
                               f"{'; ' + fixed if fixed else ''}")
         self.draw_lines()
 

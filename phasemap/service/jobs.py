@@ -109,6 +109,8 @@ class JobManager:
         self._jobs: dict[str, Job] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="phasemap-job")
         self._closed = False
+        #: How many jobs the registry remembers (finished ones are forgotten first).
+        self.keep = 10_000
 
     # --- the shared Dask client -----------------------------------------------------------
     @property
@@ -129,12 +131,18 @@ class JobManager:
                 # computations on the cluster.
                 # Its HTTP endpoints (which distributed starts even without a dashboard)
                 # listen on loopback only, never on every interface.
-                cluster = self._stack.enter_context(LocalCluster(
+                # Not entered as context managers: the client is created on the job thread
+                # and closed from another (Client.__exit__ would reset a context variable
+                # of the wrong thread).
+                cluster = LocalCluster(
                     n_workers=1, threads_per_worker=threads, processes=False,
                     dashboard_address=None, worker_dashboard_address="127.0.0.1:0",
                     scheduler_kwargs={"dashboard": False,
-                                      "dashboard_address": "127.0.0.1:0"}))
-                self._client = self._stack.enter_context(Client(cluster))
+                                      "dashboard_address": "127.0.0.1:0"})
+                self._stack.callback(cluster.close)
+                client = Client(cluster)
+                self._stack.callback(client.close)
+                self._client = client
                 dask.config.set(scheduler="threads")
             return self._client
 
@@ -178,8 +186,16 @@ class JobManager:
             if self._jobs.get(rid) is not None:
                 job.submissions = self._jobs[rid].submissions + 1
             self._jobs[rid] = job
+            self._prune()
             job.future = self._executor.submit(self._run, job, compute)
             return job
+
+    def _prune(self) -> None:
+        """Forget the oldest finished jobs beyond :attr:`keep` (the store keeps the data)."""
+        finished = [j for j in self._jobs.values() if j.status in ("done", "failed")]
+        for job in sorted(finished, key=lambda j: j.finished or 0)[:max(0, len(
+                self._jobs) - self.keep)]:
+            del self._jobs[job.id]
 
     def _run(self, job: Job, compute: ComputeFn | None) -> None:
         from ..store import compute as store_compute
