@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -208,6 +209,13 @@ def _open_target(target: str, store: str | None, dataset: str | None):
     return _store(store).open(target)
 
 
+@functools.lru_cache(maxsize=64)
+def _spec_from_json(text: str):
+    from .grid import GridSpec
+
+    return GridSpec.from_dict(json.loads(text))
+
+
 def point_record(ds, at: dict[str, float], interp: bool = False) -> dict[str, Any]:
     """Values and both labels of ``ds`` at a point (exact grid point, or interpolated)."""
     from .regimes import LENSES
@@ -224,7 +232,8 @@ def point_record(ds, at: dict[str, float], interp: bool = False) -> dict[str, An
                                          f"{', '.join(map(str, missing))})")
     sel = {k: v for k, v in at.items() if k in ds.dims}
     for name, value in sel.items():
-        lo, hi = float(ds[name].min()), float(ds[name].max())
+        coord = ds.indexes[name] if name in ds.indexes else ds[name].values
+        lo, hi = float(coord.min()), float(coord.max())
         if not lo <= value <= hi:
             raise ParameterError(name, value, f"a value inside the grid [{lo:g}, {hi:g}]")
     if interp:
@@ -232,14 +241,23 @@ def point_record(ds, at: dict[str, float], interp: bool = False) -> dict[str, An
         point = floats.interp(sel).compute()
         labels = ds[["regime", "machine"]].sel(sel, method="nearest").compute()
     else:
-        point = ds.sel(sel, method="nearest")
         for name, value in sel.items():
-            got = float(point[name])
+            coord = np.asarray(ds.indexes[name] if name in ds.indexes else ds[name].values)
+            got = float(coord[np.argmin(np.abs(coord - value))])
             if abs(got - value) > 1e-9 * max(1.0, abs(value)):
                 raise ParameterError(name, value, f"a grid value (nearest is {got:g}); "
                                                   "use --interp to interpolate")
-        point = point.compute()
-        labels = point
+        if "store" in ds.attrs and "spec" in ds.attrs:
+            # A stored dataset: read the one point straight from its shards (no dask graph).
+            from .store import Store
+
+            found = Store(ds.attrs["store"]).point(_spec_from_json(ds.attrs["spec"]), sel)
+            values = found["values"]
+            record = {k: float(found["coords"][k]) for k in sel}
+            record.update({k: float(v) for k, v in values.items() if k not in LENSES})
+            record.update({k: LENSES[k][int(values[k])] for k in LENSES if k in values})
+            return record
+        point = labels = ds.sel(sel, method="nearest").compute()
     record: dict[str, Any] = {k: float(point[k]) for k in sel}
     for var in point.data_vars:
         if point[var].dtype.kind == "f":

@@ -79,7 +79,10 @@ def _utcnow() -> str:
 
 def spec_id(spec: GridSpec) -> str:
     """Dataset id of a request: a hash of its canonical spec."""
-    blob = json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"))
+    d = spec.to_dict()
+    # Axis order is part of the request (it is the dimension order); parameter order is not.
+    d["axes"] = [[name, ax] for name, ax in d["axes"].items()]
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -222,6 +225,34 @@ class Store:
             raise StoreError(f"{len(missing)} of {window.n_shards()} shards of this grid are not "
                              f"in store {self.url}; compute it first")
         return fam.open_window(window, spec)
+
+    def point(self, rid_or_spec: str | GridSpec, at: dict[str, float]) -> dict[str, Any]:
+        """Every output and both label codes at one grid point of a stored dataset.
+
+        ``at`` names a value for every dimension; each must be a grid value (to 1e-9
+        relative). Reads one inner chunk per stored output; no dask.
+        """
+        spec = (rid_or_spec if isinstance(rid_or_spec, GridSpec)
+                else GridSpec.from_dict(self.request(rid_or_spec)["spec"]))
+        layout = FamilyLayout.from_spec(spec)
+        window = Window.from_spec(layout, spec)
+        index = []
+        for name in layout.dims:
+            if name not in at:
+                raise ParameterError("at", at, f"a value for every dimension "
+                                               f"({', '.join(layout.dims)})")
+            values = window.coords[name]
+            value = float(at[name])
+            i = int(np.argmin(np.abs(values - value)))
+            if abs(values[i] - value) > 1e-9 * max(1.0, abs(value)):
+                raise ParameterError(name, value, f"a grid value (nearest is {values[i]:g})")
+            index.append(i)
+        shard = tuple(int(sh) for sh in _shard_of(window, tuple(index)))
+        fam = Family(self, layout)
+        if fam.commit_record(shard) is None:
+            raise StoreError(f"the shard holding this point is not in store {self.url}; "
+                             "compute the grid first")
+        return fam.read_point(window, tuple(index))
 
     def remove_request(self, rid: str) -> None:
         self.request(rid)
@@ -427,7 +458,30 @@ class Family:
         return apply_attrs(ds, {"model": model.name, "model_version": model.version,
                                 "phasemap_version": __version__,
                                 "references": "Y. Zhang and X. Lü, Phys. Rev. E 111, 044112 "
-                                              "(2025), arXiv:2408.07882"})
+                                              "(2025), arXiv:2408.07882",
+                                "spec": json.dumps(spec.to_dict()),
+                                "dataset_id": spec_id(spec), "store": self.store.url,
+                                "family": self.key})
+
+    def read_point(self, window: Window, index: tuple[int, ...]) -> dict[str, Any]:
+        """Every output at one window index, read and derived without dask (~1 ms)."""
+        model = get_model(self.layout.model)
+        key = tuple(slice(i, i + 1) for i in index)
+        values: dict[str, Any] = {
+            var: np.asarray(_WindowReader(self.store.url, self.prefix, var, window)[key])
+            .reshape(()) for var in self.layout.stored}
+        params = dict(self.layout.params)
+        params.update({name: np.float64(window.coords[name][i])
+                       for name, i in zip(self.layout.dims, index, strict=True)})
+        if model.derive is not None:
+            missing = [o for o in model.outputs if o not in values]
+            if missing:
+                derived = model.derive({k: np.asarray(v, dtype=np.float64)
+                                        for k, v in values.items()},
+                                       **{n: np.asarray(params[n], dtype=np.float64)
+                                          for n in model.param_names})
+                values.update({o: np.asarray(derived[o]) for o in missing})
+        return {"coords": params, "values": {o: values[o].item() for o in model.outputs}}
 
     def verify(self, progress=None) -> list[ShardReport]:
         bad = []
@@ -857,6 +911,15 @@ class Plan:
                 "shard_shape": list(self.layout.shard_shape)}
 
 
+def _shard_of(window: Window, index: tuple[int, ...]) -> tuple[int, ...]:
+    """The shard holding window index ``index``."""
+    out = []
+    for ax, start, slots, i in zip(window.layout.axes, window.starts, window.slots, index,
+                                   strict=True):
+        out.append(int(slots[i]) if ax.explicit else (start + i) // ax.shard)
+    return tuple(out)
+
+
 def _overlap(window: Window, shard: tuple[int, ...]) -> int:
     n = 1
     for ax, start, slots, size, i in zip(window.layout.axes, window.starts, window.slots,
@@ -977,7 +1040,7 @@ def compute(spec: GridSpec | dict | str | os.PathLike, store: Store | str | None
     if p.missing or store.read_blob(f"requests/{rid}.json") is None:
         store.record_request(spec, fam, stats)
     ds = fam.open_window(p.window, spec)
-    ds.attrs.update({"spec": json.dumps(spec.to_dict(), sort_keys=True), "dataset_id": rid,
+    ds.attrs.update({"spec": json.dumps(spec.to_dict()), "dataset_id": rid,
                      "store": store.url, "family": fam.key, "created": stats["created"],
                      "points_computed": computed, "points_reused": p.points_stored})
     if spec.name:
