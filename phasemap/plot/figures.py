@@ -259,7 +259,10 @@ def build_figure(name: str, store: Any = None,
 def save(element: Any, path: Path, fmt: str, title: str = "") -> Path:
     """Write ``element`` as ``fmt`` ("png" via matplotlib, "html" via bokeh) to ``path``."""
     h = _hv.hv()
-    kwargs = {"title": title} if fmt == "html" and title else {}
+    kwargs: dict[str, Any] = {"title": title} if fmt == "html" and title else {}
+    if fmt == "html":
+        # BokehJS inlined: the page works offline, with no CDN to reach.
+        kwargs["resources"] = "inline"
     if fmt == "png":
         kwargs["dpi"] = 100
     with warnings.catch_warnings():
