@@ -4,5 +4,5 @@
 # package installed with its docs and plot extras (pip install -e ".[docs,plot]").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -c "from phasemap.plot.figures import write_figures; write_figures('docs/figures', progress=print)"
+phasemap figures --out docs/figures
 python3 -m mkdocs build --strict "$@"
