@@ -34,7 +34,8 @@ from .jobs import Job, JobManager
 
 #: Variables the map can show besides the labels.
 SHOWN = ("J_L", "Q_L", "Q_R", "P", "s")
-#: Largest plane read from the store at full resolution [points].
+#: Largest plane of the shown variable read from the store [points]; larger planes are read
+#: every k-th point. Above the renderers' ``MAX_PIXELS`` datashader reduces it to the screen.
 MAX_PLANE_POINTS = 4_000_000
 #: Largest hover layer sent to the browser [cells]; larger planes are subsampled for hover.
 MAX_HOVER_CELLS = 40_000
@@ -343,17 +344,17 @@ class Explorer:
     def selection(self) -> dict[str, float]:
         return {d: float(s.value) for d, s in self.sliders.items()}
 
-    def read_plane(self) -> xr.Dataset:
-        """The plane on screen, read from the store (every k-th point if it is huge)."""
+    def read_plane(self, variables: list[str], limit: int) -> xr.Dataset:
+        """``variables`` on the plane on screen, read from the store; every k-th point when
+        the plane has more than ``limit`` points."""
         from ..plot.boundaries import select
 
         ds, x, y = self.ds, self.x.value, self.y.value
-        plane = select(ds, [y, x], self.selection())
-        strides = _strides(plane, (y, x), MAX_PLANE_POINTS)
+        plane = select(ds[[v for v in variables if v in ds]], [y, x], self.selection())
+        strides = _strides(plane, (y, x), limit)
         if any(k > 1 for k in strides.values()):
             plane = plane.isel({d: slice(None, None, k) for d, k in strides.items()})
-        keep = [v for v in ("regime", "machine", *SHOWN) if v in plane]
-        return plane[keep].compute()
+        return plane.compute()
 
     def draw(self) -> None:
         self._guard(self._draw)
@@ -370,8 +371,11 @@ class Explorer:
             self.draw_lines()
             return
         x, y, lens = self.x.value, self.y.value, self.lens.value
-        plane = self.read_plane()
-        self.plane = plane
+        # the map's own variable at full resolution (datashader reduces it when it is larger
+        # than the screen), everything else only as dense as the hover layer needs
+        shown = lens if self.shown.value == "labels" else self.shown.value
+        plane = self.read_plane([shown], MAX_PLANE_POINTS)
+        self.plane = self.read_plane(["regime", "machine", *SHOWN], MAX_HOVER_CELLS)
         thresholds = bool(self.thresholds.value)
         if self.shown.value == "labels":
             overlay = phase_map(plane, x, y, lens=lens, thresholds=thresholds,
@@ -379,7 +383,7 @@ class Explorer:
         else:
             overlay = value_map(plane, self.shown.value, x, y, thresholds=thresholds,
                                 width=MAP_WIDTH, height=MAP_HEIGHT)
-        hover = hover_layer(plane, x, y, lens)
+        hover = hover_layer(self.plane, x, y, lens)
         self.tap = hv.streams.Tap(source=hover, transient=True)
         self.tap.add_subscriber(self._on_tap)
         plot_opts = overlay.opts.get("plot", backend="bokeh").kwargs
