@@ -64,7 +64,11 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
+        if obj.dtype.kind == "f" and not np.isfinite(obj).all():
+            obj = np.where(np.isfinite(obj), obj, None)
+        elif obj.dtype.kind not in "fiub":
+            return jsonable(obj.tolist())
+        return obj.tolist()  # plain floats, ints, bools and None: nothing left to convert
     if isinstance(obj, np.generic):
         return jsonable(obj.item())
     if isinstance(obj, float):
@@ -76,8 +80,12 @@ class SafeJSONResponse(JSONResponse):
     """JSON without NaN/Infinity literals (which are not JSON)."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(jsonable(content), ensure_ascii=False, allow_nan=False,
-                          separators=(",", ":")).encode("utf-8")
+        try:  # plain JSON-able content goes straight to the C encoder
+            return json.dumps(content, ensure_ascii=False, allow_nan=False,
+                              separators=(",", ":")).encode("utf-8")
+        except (TypeError, ValueError):
+            return json.dumps(jsonable(content), ensure_ascii=False, allow_nan=False,
+                              separators=(",", ":")).encode("utf-8")
 
 
 class APIError(Exception):
@@ -393,7 +401,7 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
             headers["Content-Disposition"] = f'attachment; filename="{id}-slice.nc"'
             return Response(data, media_type="application/x-netcdf", headers=headers)
         sub = sub.compute()
-        body = {"id": id, **sub.to_dict(data="list")}
+        body = {"id": id, **sub.to_dict(data="array")}
         body["labels"] = {lens: list(_labels(lens)) for lens in ("regime", "machine")
                           if lens in sub}
         return SafeJSONResponse(body, headers=headers)
