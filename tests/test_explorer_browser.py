@@ -55,6 +55,8 @@ def explorer_url() -> str:
         while c.get(f"/api/grids/{rid}").json()["status"] != "done":
             assert time.monotonic() < deadline, "the test grid did not finish"
             time.sleep(0.1)
+        page = c.get("/explorer")  # 503 naming what is missing if the explorer cannot run
+        assert page.status_code == 200, page.text
     return f"{server.url}/explorer?dataset={rid}"
 
 
