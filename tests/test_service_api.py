@@ -267,6 +267,22 @@ def test_explorer_page_and_bad_session_ids(client):
     assert client.get("/", follow_redirects=False).headers["location"] == "/explorer"
 
 
+def test_unused_explorer_sessions_are_discarded(tmp_path):
+    """A page whose browser never connects (or went away) must not keep its session."""
+    from fastapi.testclient import TestClient
+
+    from phasemap.service import ServiceConfig, create_app
+
+    app = create_app(ServiceConfig(store=str(tmp_path / "store"), session_lifetime_ms=1000))
+    with TestClient(app) as c:
+        assert c.get("/explorer").status_code == 200
+        assert c.get("/api/health").json()["explorer_sessions"] >= 1
+        deadline = time.monotonic() + 30
+        while c.get("/api/health").json()["explorer_sessions"] > 0:
+            assert time.monotonic() < deadline, "explorer sessions are never discarded"
+            time.sleep(0.25)
+
+
 def test_unknown_dataset_is_404(client):
     r = client.get("/api/grids/0123456789abcdef")
     assert r.status_code == 404

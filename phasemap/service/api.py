@@ -258,10 +258,12 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
             raise APIError(403, "forbidden", "the token is not valid for this server")
 
     @router.get("/health", summary="Liveness and a few counters")
-    def health() -> dict[str, Any]:
+    def health(request: Request) -> dict[str, Any]:
+        sessions = getattr(request.app.state, "explorer_sessions", None)
         return {"status": "ok", "version": __version__,
                 "datasets": len(store.list_blobs("requests")),
-                "jobs_running": jobs.running(), "dask_started": jobs.client_started}
+                "jobs_running": jobs.running(), "dask_started": jobs.client_started,
+                "explorer_sessions": sessions() if sessions else None}
 
     @router.get("/evaluate", summary="Every output and both labels at one point")
     def evaluate(request: Request, eps: Float = None, T: Float = None, dT: Float = None,

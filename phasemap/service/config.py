@@ -50,7 +50,8 @@ class ServiceConfig:
     workers : int, optional
         Threads of the embedded Dask worker (default: one per core).
     session_lifetime_ms : int
-        How long an explorer session whose browser went away is kept.
+        How long an explorer session whose browser went away is kept [ms] (env
+        ``PHASEMAP_SESSION_LIFETIME_MS``, default 60 s).
     """
 
     store: str | None = None
@@ -66,7 +67,8 @@ class ServiceConfig:
     max_body_bytes: int = field(default_factory=lambda: _env_int(
         "PHASEMAP_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
     workers: int | None = None
-    session_lifetime_ms: int = 60_000
+    session_lifetime_ms: int = field(default_factory=lambda: _env_int(
+        "PHASEMAP_SESSION_LIFETIME_MS", 60_000))
     #: Extra ``host:port`` origins allowed to open the explorer's websocket.
     websocket_origins: list[str] = field(default_factory=list)
 

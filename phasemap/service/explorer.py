@@ -61,12 +61,19 @@ def mount_explorer(app, config: ServiceConfig, store: Store, jobs: JobManager,
     def page():  # a plain function: Panel calls it once per browser session
         return explorer_page(config, store, jobs, datasets)
 
-    add_applications(
+    bokeh_app = add_applications(
         {path: page}, app=app, title="phasemap explorer",
         websocket_origin=config.origins(),
-        check_unused_sessions_milliseconds=max(1000, min(17_000, config.session_lifetime_ms)),
+        check_unused_sessions_milliseconds=max(500, min(17_000, config.session_lifetime_ms)),
         unused_session_lifetime_milliseconds=config.session_lifetime_ms,
     )
+
+    def sessions() -> int:
+        """Live explorer sessions (Bokeh discards unused ones after the lifetime)."""
+        contexts = getattr(bokeh_app, "_applications", {}) or {}
+        return sum(len(getattr(ctx, "sessions", ())) for ctx in contexts.values())
+
+    app.state.explorer_sessions = sessions
 
 
 def explorer_page(config: ServiceConfig, store: Store, jobs: JobManager,
