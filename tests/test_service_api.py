@@ -267,6 +267,7 @@ def test_explorer_page_and_bad_session_ids(client):
     assert client.get("/", follow_redirects=False).headers["location"] == "/explorer"
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning")
 def test_unused_explorer_sessions_are_discarded(tmp_path):
     """A page whose browser never connects (or went away) must not keep its session."""
     from fastapi.testclient import TestClient
