@@ -56,7 +56,7 @@ def reference() -> dict[str, np.ndarray]:
 def exact_numerator(eps, T, dT, dV, mu=0.0) -> Fraction:
     """``(eps - mu) dT + T dV`` in exact rational arithmetic of the float inputs.
 
-    Its sign is the sign of ``J_L`` (physics.md section 1); zero exactly on ``eps_r``.
+    Its sign is the sign of ``J_L`` (docs/model.md); zero exactly on ``eps_r``.
     """
     F = Fraction
     return (F(float(eps)) - F(float(mu))) * F(float(dT)) + F(float(T)) * F(float(dV))

@@ -1,4 +1,4 @@
-"""The single-level closed form against a 60-digit mpmath reference (physics.md section 1).
+"""The single-level closed form against a 60-digit mpmath reference (docs/model.md).
 
 Required: J_L, Q_L, Q_R, P, s (and p1) within 1e-12 relative of the reference for |x_v| <= 700
 away from the reversible level; the sign of J_L right wherever ``(eps-mu) dT + T dV`` is not
@@ -65,7 +65,7 @@ def test_reference_table_covers_what_it_must(reference):
 
 
 def test_reference_anchor_values(reference):
-    """The two tails physics.md quotes, where a naive subtraction fails."""
+    """The two tails the physics contract quotes (docs/model.md), where a naive subtraction fails."""
     def row(eps, T, dT):
         i = np.nonzero((reference["eps"] == eps) & (reference["T"] == T)
                        & (reference["dT"] == dT) & (reference["dV"] == 0)

@@ -58,7 +58,7 @@ def test_entropy_production_is_never_negative(p):
     if out["J_L"] == 0.0:
         assert out["s"] == 0.0
     # and J_L has the exact sign of (eps - mu) dT + T dV, wherever that numerator is not
-    # zero in floating point (physics.md): e.g. T dV = 0.5 * 5e-324 underflows to 0.
+    # zero in floating point (docs/model.md): e.g. T dV = 0.5 * 5e-324 underflows to 0.
     num = exact_numerator(p["eps"], p["T"], p["dT"], p["dV"], p["mu"])
     if abs(num) > 1e-300:
         assert np.sign(out["J_L"]) == (num > 0) - (num < 0)

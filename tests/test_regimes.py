@@ -1,4 +1,4 @@
-"""The regime taxonomy of physics.md section 2, checked exactly.
+"""The regime taxonomy of docs/regimes.md, checked exactly.
 
 The paper's Figs. 8 and 9 sequences along eps (dense grid and single points), AT for dV = 0,
 equilibrium, the reversible level, the machine lens, the CF flag attributes, the accessor,
@@ -17,7 +17,7 @@ import xarray as xr
 import phasemap
 from phasemap.errors import ParameterError
 
-# The tables of physics.md section 2, in order.
+# The tables of docs/regimes.md, in order.
 REGIME_TABLE = (
     "equilibrium",
     "reversible",

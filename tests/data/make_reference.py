@@ -23,7 +23,7 @@ the two disagree beyond 1e-40 relative.
 Rows kept: ``|x_v| <= 700`` and every output either 0 or a normal double (``>= 2.2e-308`` in
 magnitude), so the float conversion is a single correct rounding. Rows close to the
 reversible level ``eps_r = mu - T dV/dT`` are left out: there ``(eps - mu) dT + T dV`` is a
-near-total cancellation and its value is set by the last bits of the inputs (physics.md,
+near-total cancellation and its value is set by the last bits of the inputs (docs/model.md,
 "Numerical accuracy required"). "Close" means
 ``|(eps - mu) dT + T dV| <= 1e-6 (|eps - mu| |dT| + T |dV|)``, i.e. ``eps`` within a relative
 distance ~1e-6 of ``eps_r`` measured from ``mu``.
@@ -104,7 +104,7 @@ def candidate_rows() -> list[tuple[float, ...]]:
     """Structured points first, then seeded random ones."""
     rows: list[tuple[float, ...]] = []
     add = rows.append
-    # Paper anchors from physics.md: deep tails that a naive subtraction gets wrong.
+    # Anchors from the physics contract (docs/model.md): deep tails that a naive subtraction gets wrong.
     add((-40.0, 1.0, 0.5, 0.0, 0.0, 2.0, 2.0))     # J_L = -1.2664e-14
     add((-600.0, 10.0, 1.0, 0.0, 0.0, 2.0, 2.0))   # J_L = -1.52e-25
     # Deep tails on both sides, forward and reversed gradients, up to |x_v| ~ 700.
