@@ -26,7 +26,7 @@ FIGURES = [
     r"end-to-end compute into the store: .* \| storage limit: Zarr's own sharded write",
     r"end-to-end compute into the store: .* \| compute limit: J_L yardstick alone",
     r"cache hit \(open \+ read one value\): .* ms \| naive Zarr",
-    r"point query \(open \+ select \+ compute\): .* ms \| naive Zarr",
+    r"point query \(open dataset: select \+ read\): .* ms \| naive Zarr",
     r"2-D slice, every output: .* ms \| naive Zarr",
     r"peak RSS computing .* GiB \| size of the grid's outputs",
     r"pauli per-point cost: .* ns/pt \| single_level per point",
