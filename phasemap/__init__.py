@@ -9,40 +9,55 @@ Public API::
     phasemap.threshold(along, model="single_level", bracket=(lo, hi), quantity="J_L", **params)
     phasemap.GridSpec.from_yaml(path)
     phasemap.compute(spec, store=None, client=None) -> xarray.Dataset   (the Zarr cache)
+
+Names are imported on first use (PEP 562), so ``import phasemap`` and a CLI call answered
+from the cache do not pay for xarray, dask, zarr and numba until they are needed. Every
+dataset phasemap returns has the ``ds.phasemap`` accessor; to use it on a dataset read by
+other means, ``import phasemap.accessor`` (any public name of phasemap also registers it).
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-from . import accessor as _accessor  # noqa: F401  (registers ds.phasemap)
-from .errors import GridTooLargeError, ParameterError, PhasemapError, StoreError
-from .evaluate import evaluate, evaluate_spec
-from .grid import GridSpec, RangeAxis
-from .models import Model, Parameter, available_models, get_model, register
-from .regimes import MACHINE_LABELS, REGIME_LABELS, classify
-from .store import Store, compute
-from .thresholds import threshold
+_EXPORTS = {
+    "GridTooLargeError": "errors",
+    "ParameterError": "errors",
+    "PhasemapError": "errors",
+    "StoreError": "errors",
+    "evaluate": "evaluation",
+    "evaluate_spec": "evaluation",
+    "GridSpec": "grid",
+    "RangeAxis": "grid",
+    "Model": "models",
+    "Parameter": "models",
+    "available_models": "models",
+    "get_model": "models",
+    "register": "models",
+    "MACHINE_LABELS": "regimes",
+    "REGIME_LABELS": "regimes",
+    "classify": "regimes",
+    "Store": "store",
+    "compute": "store",
+    "threshold": "thresholds",
+}
 
-__all__ = [
-    "MACHINE_LABELS",
-    "REGIME_LABELS",
-    "GridSpec",
-    "GridTooLargeError",
-    "Model",
-    "Parameter",
-    "ParameterError",
-    "PhasemapError",
-    "RangeAxis",
-    "Store",
-    "StoreError",
-    "__version__",
-    "available_models",
-    "classify",
-    "compute",
-    "evaluate",
-    "evaluate_spec",
-    "get_model",
-    "register",
-    "threshold",
-]
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'phasemap' has no attribute {name!r}")
+    if module != "errors":
+        importlib.import_module(".accessor", __name__)  # registers ds.phasemap
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -122,7 +122,28 @@ def test_compute_again_as_a_real_process(tmp_path, runner, monkeypatch):
     assert second.returncode == 0, second.stderr
     assert points_computed(second.stdout) == 0
     assert "1,602 reused" in second.stdout
+    assert "(cache hit)" in second.stdout  # answered without importing the numerics
     assert (tmp_path / "store" / "requests").is_dir()  # relative --store is the cwd's
+
+
+def test_cache_hit_path_trusts_only_commit_records(tmp_path, runner):
+    """The CLI's import-free cache hit falls back to the planner as soon as any shard the
+    request needs has lost its commit record, and the planner then recomputes just that."""
+    spec = write(POINT_SPEC, tmp_path / "point.yaml")
+    store = tmp_path / "store"
+    invoke(runner, "compute", spec, "--store", str(store))
+    assert "(cache hit)" in invoke(runner, "compute", spec, "--store", str(store)).stdout
+    commits = sorted((store / "families").glob("*/commits/*"))
+    assert commits
+    commits[0].unlink()
+    again = invoke(runner, "compute", spec, "--store", str(store))
+    assert "(cache hit)" not in again.stdout
+    assert points_computed(again.stdout) > 0
+    assert "(cache hit)" in invoke(runner, "compute", spec, "--store", str(store)).stdout
+    # an edited spec file is a different request: never answered from the old record
+    edited = write({**yaml.safe_load(spec.read_text()), "name": "edited"},
+                   tmp_path / "point.yaml")
+    assert "(cache hit)" not in invoke(runner, "compute", edited, "--store", str(store)).stdout
 
 
 def test_bad_specs_exit_2_with_one_line_naming_the_parameter(tmp_path, runner):

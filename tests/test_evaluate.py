@@ -9,7 +9,7 @@ import xarray as xr
 from conftest import FLOAT_OUTPUTS, PARAMS, ComputeForbidden, no_dask_compute
 
 import phasemap
-from phasemap.evaluate import LAZY_POINTS, is_lazy
+from phasemap.evaluation import LAZY_POINTS, is_lazy
 from phasemap.physics.single_level import single_level
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")

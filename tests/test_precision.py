@@ -65,7 +65,7 @@ def test_reference_table_covers_what_it_must(reference):
 
 
 def test_reference_anchor_values(reference):
-    """The two tails the physics contract quotes (docs/model.md), where a naive subtraction fails."""
+    """The two tails the physics contract quotes (docs/model.md); naive subtraction fails."""
     def row(eps, T, dT):
         i = np.nonzero((reference["eps"] == eps) & (reference["T"] == T)
                        & (reference["dT"] == dT) & (reference["dV"] == 0)

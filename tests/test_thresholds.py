@@ -1,4 +1,4 @@
-"""Thresholds found by root finding on the model, against the closed forms of docs/model.md (the reversible level and thresholds).
+"""Thresholds by root finding on the model, against the closed forms (docs/model.md).
 
 dT_th = T dV / (mu - eps), dV_th = (mu - eps) dT / T, RHT window dV_th < dV < 2 (mu - eps), and
 the reversible level eps_r = mu - T dV / dT (paper eq. 10).

@@ -33,7 +33,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import dask.array as da
@@ -44,6 +43,8 @@ import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from .. import __version__
+from .. import accessor as _accessor  # noqa: F401  (datasets carry ds.phasemap)
+from .._paths import default_store_url
 from ..errors import ParameterError, StoreError
 from ..grid import GridSpec
 from ..models import OUTPUT_DTYPES, get_model
@@ -59,18 +60,6 @@ def compressors() -> list:
     and stores J_L in ~0.80 of its raw size instead of ~0.94), then a CRC32C per inner chunk
     for ``verify``."""
     return [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"), Crc32cCodec()]
-
-
-def default_store_url() -> str:
-    """``$PHASEMAP_STORE``, else ``data/store`` beside the package's repository checkout,
-    else ``./data/store``."""
-    env = os.environ.get("PHASEMAP_STORE")
-    if env:
-        return env
-    repo = Path(__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").exists() and (repo / "data").is_dir():
-        return str(repo / "data" / "store")
-    return str(Path.cwd() / "data" / "store")
 
 
 def _utcnow() -> str:
@@ -189,8 +178,12 @@ class Store:
         return Family(self, FamilyLayout.from_definition(definition))
 
     # --- requests -------------------------------------------------------------------------
-    def record_request(self, spec: GridSpec, family: Family, stats: dict[str, Any]) -> str:
+    def record_request(self, spec: GridSpec, family: Family, stats: dict[str, Any],
+                       shards: Iterable[tuple[int, ...]] | None = None) -> str:
         rid = spec_id(spec)
+        if shards is not None:  # what a later cache hit must find committed (CLI fast path)
+            self.write_blob(f"requests/{rid}.shards",
+                            "\n".join(shard_name(s) for s in shards).encode())
         record = {"id": rid, "spec": spec.to_dict(), "family": family.key,
                   "shape": list(spec.shape), "dims": list(spec.dims), **stats}
         self.write_blob(f"requests/{rid}.json", json.dumps(record, indent=1).encode())
@@ -1038,7 +1031,7 @@ def compute(spec: GridSpec | dict | str | os.PathLike, store: Store | str | None
              "model_version": p.layout.model_version, "phasemap_version": __version__}
     rid = spec_id(spec)
     if p.missing or store.read_blob(f"requests/{rid}.json") is None:
-        store.record_request(spec, fam, stats)
+        store.record_request(spec, fam, stats, shards=p.needed)
     ds = fam.open_window(p.window, spec)
     ds.attrs.update({"spec": json.dumps(spec.to_dict()), "dataset_id": rid,
                      "store": store.url, "family": fam.key, "created": stats["created"],

@@ -104,7 +104,8 @@ def candidate_rows() -> list[tuple[float, ...]]:
     """Structured points first, then seeded random ones."""
     rows: list[tuple[float, ...]] = []
     add = rows.append
-    # Anchors from the physics contract (docs/model.md): deep tails that a naive subtraction gets wrong.
+    # Anchors from the physics contract (docs/model.md): deep tails that naive subtraction
+    # gets wrong.
     add((-40.0, 1.0, 0.5, 0.0, 0.0, 2.0, 2.0))     # J_L = -1.2664e-14
     add((-600.0, 10.0, 1.0, 0.0, 0.0, 2.0, 2.0))   # J_L = -1.52e-25
     # Deep tails on both sides, forward and reversed gradients, up to |x_v| ~ 700.

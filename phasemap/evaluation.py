@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from . import __version__
+from . import accessor as _accessor  # noqa: F401  (datasets carry ds.phasemap)
 from .errors import ParameterError
 from .grid import GridSpec, as_input, canonical_chunks, validate_inputs
 from .models import OUTPUT_DTYPES, Model, get_model
