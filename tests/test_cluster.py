@@ -23,24 +23,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from helpers import REPO
+from helpers import subprocess_env as _env
 
 import phasemap
 from phasemap import GridSpec
 from phasemap.store import Store, compute
 
-REPO = Path(__file__).resolve().parents[1]
 SPEC = {"model": "single_level", "params": {"dT": 5.0},
         "axes": {"eps": {"start": -60.0, "stop": 60.0, "num": 1201},
                  "dV": {"start": -6.0, "stop": 6.0, "num": 13}}}
 OUTPUTS = ("J_L", "Q_L", "Q_R", "P", "s", "p1", "regime", "machine")
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("PHASEMAP_STORE", None)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env["COLUMNS"] = "200"
-    return env
 
 
 def _start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from helpers import subprocess_env as _env
 from typer.testing import CliRunner
 
 import phasemap
@@ -24,7 +25,6 @@ from phasemap import GridSpec, StoreError
 from phasemap.cli import app
 from phasemap.store import FamilyLayout, Store, compute, plan, spec_id
 
-REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = ("J_L", "Q_L", "Q_R", "P", "s", "p1", "regime", "machine")
 
 #: About 5e6 points over 20+ shards: several seconds of computing on two threads.
@@ -35,14 +35,6 @@ BIG = {"model": "single_level", "params": {"dT": 5.0},
 RACE = {"model": "single_level", "params": {"dT": 4.0, "mu": 1.0},
         "axes": {"eps": {"start": -204.8, "stop": 204.7, "num": 4096},
                  "dV": {"start": -128.0, "stop": 127.5, "num": 512}}}
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("PHASEMAP_STORE", None)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env["COLUMNS"] = "200"
-    return env
 
 
 def _cli(spec: Path, store: Path) -> list[str]:

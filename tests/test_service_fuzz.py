@@ -10,8 +10,6 @@ the schema alone cannot name.
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 import schemathesis
@@ -19,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
-from phasemap.service.testing import TEST_TOKEN, shared_test_server
+from phasemap.service.testing import TEST_TOKEN, computed_grid, shared_test_server
 
 AUTH = {"Authorization": f"Bearer {TEST_TOKEN}"}
 SPEC = {"name": "fuzz target", "params": {"T": 7.5},
@@ -51,13 +49,7 @@ def test_no_server_errors(case):
 
 @pytest.fixture(scope="module")
 def dataset(server) -> tuple[str, str]:
-    with httpx.Client(base_url=server.url, timeout=60) as c:
-        rid = c.post("/api/grids", json=SPEC, headers=AUTH).json()["id"]
-        deadline = time.monotonic() + 120
-        while c.get(f"/api/grids/{rid}").json()["status"] != "done":
-            assert time.monotonic() < deadline, "the fuzz target grid did not finish"
-            time.sleep(0.1)
-    return server.url, rid
+    return server.url, computed_grid(server.url, SPEC)
 
 
 numbers = st.one_of(

@@ -144,3 +144,19 @@ TEST_ENV = {
 def shared_test_server() -> ServerProcess:
     """The server shared by ``tests/test_service_*.py`` and ``tests/test_explorer_browser.py``."""
     return shared_server(TEST_TOKEN, TEST_ENV)
+
+
+def computed_grid(url: str, spec: Mapping, token: str | None = TEST_TOKEN,
+                  timeout: float = 120.0) -> str:
+    """Submit ``spec`` to the server at ``url``, wait until it is computed, return its id."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=url, timeout=60) as client:
+        rid = client.post("/api/grids", json=dict(spec), headers=headers).json()["id"]
+        deadline = time.monotonic() + timeout
+        while client.get(f"/api/grids/{rid}").json()["status"] != "done":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"grid {rid} did not finish within {timeout:g} s")
+            time.sleep(0.1)
+    return rid
