@@ -160,65 +160,80 @@ POSITIVE_LEAD_TEMPERATURES = Constraint(
 )
 
 
-@lazy_gufunc(
-    ["void(f8, f8, f8, f8, f8, f8, f8, f8[:], f8[:], f8[:], f8[:], f8[:], f8[:], i1[:], i1[:])"],
-    "(),(),(),(),(),(),()->(),(),(),(),(),(),(),()",
-    cache=True,
-    target="cpu",  # parallelism comes from dask threads (the loop releases the GIL)
-)
+# The gufuncs loop over the last axis themselves (core dimension ``(n)``) instead of being
+# called once per element: numba then inlines the scalar functions into one loop, which
+# measured 1.2-1.3x faster in ``evaluate`` with bit-identical results. Inputs are broadcast
+# to the full shape first (views, no copies) by :func:`_rowwise`.
+F8ROW = "f8[:]"
+
+
+def _sig(n_in: int, outs: str) -> list[str]:
+    return [f"void({', '.join([F8ROW] * n_in)}, {outs})"]
+
+
+def _layout(n_in: int, n_out: int) -> str:
+    return ",".join(["(n)"] * n_in) + "->" + ",".join(["(n)"] * n_out)
+
+
+@lazy_gufunc(_sig(7, "f8[:], f8[:], f8[:], f8[:], f8[:], f8[:], i1[:], i1[:]"), _layout(7, 8),
+             cache=True, target="cpu")  # parallelism comes from threads/dask (no GIL held)
 def _single_level_fused(eps, T, dT, dV, mu, gL, gR, J, QL, QR, P, s, p1, regime, machine):
-    j, ql, qr, pw, sv, occ = _sl.point(eps, T, dT, dV, mu, gL, gR)
-    J[0], QL[0], QR[0], P[0], s[0], p1[0] = j, ql, qr, pw, sv, occ
-    regime[0] = regimes.regime_code(dT, dV, j, ql, qr, pw)
-    machine[0] = regimes.machine_code(dT, dV, j, ql, qr, pw)
+    for i in range(eps.shape[0]):
+        j, ql, qr, pw, sv, occ = _sl.point(eps[i], T[i], dT[i], dV[i], mu[i], gL[i], gR[i])
+        J[i], QL[i], QR[i], P[i], s[i], p1[i] = j, ql, qr, pw, sv, occ
+        regime[i] = regimes.regime_code(dT[i], dV[i], j, ql, qr, pw)
+        machine[i] = regimes.machine_code(dT[i], dV[i], j, ql, qr, pw)
 
 
-@lazy_gufunc(
-    ["void(f8, f8, f8, f8, f8, f8, f8, f8, f8[:], f8[:], f8[:], f8[:], f8[:], i1[:], i1[:])"],
-    "(),(),(),(),(),(),(),()->(),(),(),(),(),(),()",
-    cache=True,
-    target="cpu",  # parallelism comes from dask threads (the loop releases the GIL)
-)
+@lazy_gufunc(_sig(8, "f8[:], f8[:], f8[:], f8[:], f8[:], i1[:], i1[:]"), _layout(8, 7),
+             cache=True, target="cpu")
 def _single_level_derive(J, eps, T, dT, dV, mu, gL, gR, QL, QR, P, s, p1, regime, machine):
-    ql, qr, pw, sv, occ = _sl.from_current(J, eps, T, dT, dV, mu, gL, gR)
-    QL[0], QR[0], P[0], s[0], p1[0] = ql, qr, pw, sv, occ
-    regime[0] = regimes.regime_code(dT, dV, J, ql, qr, pw)
-    machine[0] = regimes.machine_code(dT, dV, J, ql, qr, pw)
+    for i in range(eps.shape[0]):
+        ql, qr, pw, sv, occ = _sl.from_current(J[i], eps[i], T[i], dT[i], dV[i], mu[i], gL[i],
+                                               gR[i])
+        QL[i], QR[i], P[i], s[i], p1[i] = ql, qr, pw, sv, occ
+        regime[i] = regimes.regime_code(dT[i], dV[i], J[i], ql, qr, pw)
+        machine[i] = regimes.machine_code(dT[i], dV[i], J[i], ql, qr, pw)
 
 
-@lazy_gufunc(
-    ["void(f8, f8, f8, f8, f8, f8, f8, f8[:])"],
-    "(),(),(),(),(),(),()->()",
-    cache=True,
-    target="cpu",  # parallelism comes from dask threads (the loop releases the GIL)
-)
+@lazy_gufunc(_sig(7, "f8[:]"), _layout(7, 1), cache=True, target="cpu")
 def _single_level_current(eps, T, dT, dV, mu, gL, gR, J):
     # The same scalar function ``point`` calls for J_L: bit-identical, at less than half the
     # cost of the fused kernel (no Q, s, p1, labels), which is all the store keeps.
-    J[0] = _sl.current(eps, T, dT, dV, mu, gL, gR)
+    for i in range(eps.shape[0]):
+        J[i] = _sl.current(eps[i], T[i], dT[i], dV[i], mu[i], gL[i], gR[i])
+
+
+def _rowwise(gufunc, inputs, names, out=None) -> dict[str, np.ndarray]:
+    """Call a row-loop gufunc on broadcast ``inputs``; fill ``out`` (or new arrays) by name."""
+    shape = np.broadcast_shapes(*(np.shape(a) for a in inputs))
+    full = shape or (1,)
+    args = [np.broadcast_to(np.asarray(a, dtype=np.float64), full) for a in inputs]
+    if out is None:
+        out = {n: np.empty(full, dtype=OUTPUT_DTYPES[n]) for n in names}
+        gufunc(*args, *(out[n] for n in names))
+        return {n: a.reshape(shape) for n, a in out.items()}
+    gufunc(*args, *(out[n].reshape(full) for n in names))
+    return out
 
 
 def _single_level_store_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R, out=None):
-    J = None if out is None else out.get("J_L")
-    if J is None:
-        J = _single_level_current(eps, T, dT, dV, mu, gamma_L, gamma_R)
-    else:
-        _single_level_current(eps, T, dT, dV, mu, gamma_L, gamma_R, J)
-    return {"J_L": J}
+    out = None if out is None or out.get("J_L") is None else {"J_L": out["J_L"]}
+    return _rowwise(_single_level_current, (eps, T, dT, dV, mu, gamma_L, gamma_R), ("J_L",),
+                    out)
+
+
+DERIVED = ("Q_L", "Q_R", "P", "s", "p1", "regime", "machine")
 
 
 def _single_level_from_current(stored, eps, T, dT, dV, mu, gamma_L, gamma_R):
-    outs = _single_level_derive(stored["J_L"], eps, T, dT, dV, mu, gamma_L, gamma_R)
-    return dict(zip(("Q_L", "Q_R", "P", "s", "p1", "regime", "machine"), outs, strict=True))
+    return _rowwise(_single_level_derive, (stored["J_L"], eps, T, dT, dV, mu, gamma_L, gamma_R),
+                    DERIVED)
 
 
 def _single_level_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R, out=None
                          ) -> dict[str, np.ndarray]:
-    if out is not None:
-        _single_level_fused(eps, T, dT, dV, mu, gamma_L, gamma_R, *(out[o] for o in OUTPUTS))
-        return out
-    outs = _single_level_fused(eps, T, dT, dV, mu, gamma_L, gamma_R)
-    return dict(zip(OUTPUTS, outs, strict=True))
+    return _rowwise(_single_level_fused, (eps, T, dT, dV, mu, gamma_L, gamma_R), OUTPUTS, out)
 
 
 def _pauli_single_dot_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, np.ndarray]:
