@@ -468,9 +468,15 @@ def cache_rm(dataset: Annotated[str, typer.Argument(help="Dataset id.")],
 
 @cache_app.command("gc")
 @handle_errors
-def cache_gc(store: StoreOpt = None) -> None:
+def cache_gc(store: StoreOpt = None,
+             grace: Annotated[float, typer.Option(
+                 "--grace", help="Keep anything touched within this many seconds (a compute "
+                                 "in flight records its dataset only when it ends).")]
+             = 3600.0) -> None:
     """Delete data no dataset refers to and leftover temporary files."""
-    res = _store(store).gc()
+    if not grace >= 0:
+        raise ParameterError("--grace", grace, "a number of seconds >= 0")
+    res = _store(store).gc(grace_seconds=grace)
     out.print(f"removed {res['families_removed']} unreferenced famil(ies), "
               f"{res['temporaries_removed']} temporary file(s)")
 

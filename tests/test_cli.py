@@ -283,7 +283,7 @@ def test_cache_commands(computed, runner):
     invoke(runner, "cache", "rm", rid, "--store", store)
     assert rid not in invoke(runner, "cache", "ls", "--store", store).stdout
     assert list(store.glob("families/*/J_L/c/**/*"))  # data stays until gc
-    gc = invoke(runner, "cache", "gc", "--store", store).stdout
+    gc = invoke(runner, "cache", "gc", "--store", store, "--grace", "0").stdout
     assert "removed 1 unreferenced famil" in gc
     assert not [p for p in store.glob("families/*/J_L/c/**/*") if p.is_file()]
 

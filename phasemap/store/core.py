@@ -251,20 +251,38 @@ class Store:
         self.request(rid)
         self.delete(f"requests/{rid}.json")
 
-    def gc(self) -> dict[str, int]:
-        """Delete families no request refers to, and stray temporaries; return counts."""
+    def gc(self, grace_seconds: float = 3600.0) -> dict[str, int]:
+        """Delete families no request refers to, and stray temporaries; return counts.
+
+        On a local store, anything touched within ``grace_seconds`` is kept: a compute in
+        flight has created its family (and temporaries) but records its request only at the
+        end, so a ``gc`` running beside it must not take them.
+        """
+        now = time.time()
+
+        def recent(key: str) -> bool:
+            if not self.local:
+                return False
+            newest = 0.0
+            for sub in ("", "/commits"):
+                with contextlib.suppress(FileNotFoundError):
+                    newest = max(newest, os.path.getmtime(self._path(key + sub)))
+            return now - newest < grace_seconds
+
         used = {r["family"] for r in self.requests()}
         removed = 0
         for key in self.families():
-            if key not in used:
+            if key not in used and not recent(f"families/{key}"):
                 self.delete(f"families/{key}", recursive=True)
                 removed += 1
         temps = 0
         if self.local:
             for dirpath, _, files in os.walk(self.root):
                 for f in files:
-                    if f.startswith(".tmp-") or f.endswith(".partial"):
-                        os.unlink(os.path.join(dirpath, f))
+                    path = os.path.join(dirpath, f)
+                    if (f.startswith(".tmp-") or f.endswith(".partial")) and \
+                            now - os.path.getmtime(path) >= grace_seconds:
+                        os.unlink(path)
                         temps += 1
         return {"families_removed": removed, "temporaries_removed": temps}
 
