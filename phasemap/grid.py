@@ -66,12 +66,6 @@ class Lattice(BaseModel):
     origin: float = 0.0
     step: float = 0.0
 
-    def key(self) -> tuple:
-        """What two axes must share to index the same chunks (everything but k0)."""
-        if self.num:
-            return (self.kind, self.num, self.den)
-        return (self.kind, self.origin, self.step)
-
 
 class RangeAxis(BaseModel):
     """``num`` evenly spaced values from ``start`` to ``stop`` (in log10 if ``scale='log'``)."""

@@ -30,7 +30,6 @@ import math
 import os
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -50,8 +49,6 @@ from ..grid import GridSpec
 from ..models import OUTPUT_DTYPES, get_model
 from ..variables import apply_attrs, attrs_for
 from .layout import FamilyLayout, Window
-
-ZSTD_LEVEL = 1  # the codec of stores written before 0.1.0's blosc; still read everywhere
 
 
 def compressors() -> list:
@@ -337,7 +334,6 @@ class Family:
             group = zarr.open_group(self.store.zstore, path=self.prefix, mode="r+")
         if "phasemap_family" not in group.attrs:
             group.attrs.update(family_attrs)
-        model = get_model(self.layout.model)
         for var in self.layout.stored:
             dtype = OUTPUT_DTYPES[var] if OUTPUT_DTYPES[var].kind == "i" else self.layout.dtype
             fill = -1 if np.dtype(dtype).kind == "i" else np.nan
@@ -354,7 +350,6 @@ class Family:
                     config={"write_empty_chunks": True}, overwrite=False)
             except zarr.errors.ContainsArrayError:
                 pass
-        del model
 
     def array(self, var: str):
         return zarr.open_array(self.store.zstore, path=f"{self.prefix}/{var}", mode="r+")
@@ -805,31 +800,6 @@ def _derive_arrays(arrays: dict[str, da.Array], model, layout: FamilyLayout,
             for k, (o, dt) in enumerate(zip(derived, dtypes, strict=True))}
 
 
-def _derive(ds: xr.Dataset, model, layout: FamilyLayout) -> xr.Dataset:
-    stored = tuple(layout.stored)
-    derived = [o for o in model.outputs if o not in stored]
-    names = model.param_names
-
-    def kernel(*arrays):
-        st = dict(zip(stored, arrays[: len(stored)], strict=True))
-        params = dict(zip(names, arrays[len(stored):], strict=True))
-        st = {k: np.asarray(v, dtype=np.float64) for k, v in st.items()}
-        out = model.derive(st, **{k: np.asarray(v, dtype=np.float64) for k, v in params.items()})
-        dtype = np.dtype(layout.dtype)
-        return tuple(out[o] if OUTPUT_DTYPES[o].kind == "i" else out[o].astype(dtype, copy=False)
-                     for o in derived)
-
-    inputs = [ds[v] for v in stored] + [ds[n] if n in ds.coords else xr.DataArray(
-        model.defaults()[n]) for n in names]
-    results = xr.apply_ufunc(
-        kernel, *inputs, output_core_dims=[()] * len(derived), dask="parallelized",
-        output_dtypes=[OUTPUT_DTYPES[o] if OUTPUT_DTYPES[o].kind == "i"
-                       else np.dtype(layout.dtype) for o in derived])
-    for name, res in zip(derived, results, strict=True):
-        ds[name] = res.transpose(*ds[stored[0]].dims)
-    return ds
-
-
 class _WindowReader:
     """Array-like view of one stored output restricted to a request window (for dask)."""
 
@@ -1066,6 +1036,3 @@ def as_spec(spec: GridSpec | dict | str | os.PathLike) -> GridSpec:
         return GridSpec.from_dict(spec)
     return GridSpec.load(spec)
 
-
-def new_token() -> str:
-    return uuid.uuid4().hex
