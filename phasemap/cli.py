@@ -265,8 +265,7 @@ def _spec_from_json(text: str):
 
 def point_record(ds, at: dict[str, float], interp: bool = False) -> dict[str, Any]:
     """Values and both labels of ``ds`` at a point (exact grid point, or interpolated)."""
-    import numpy as np
-
+    from .grid import grid_index
     from .regimes import LENSES
 
     for name in at:
@@ -291,11 +290,8 @@ def point_record(ds, at: dict[str, float], interp: bool = False) -> dict[str, An
         labels = ds[["regime", "machine"]].sel(sel, method="nearest").compute()
     else:
         for name, value in sel.items():
-            coord = np.asarray(ds.indexes[name] if name in ds.indexes else ds[name].values)
-            got = float(coord[np.argmin(np.abs(coord - value))])
-            if abs(got - value) > 1e-9 * max(1.0, abs(value)):
-                raise ParameterError(name, value, f"a grid value (nearest is {got:g}); "
-                                                  "use --interp to interpolate")
+            grid_index(name, ds.indexes[name] if name in ds.indexes else ds[name].values,
+                       value, hint="; use --interp to interpolate")
         if "store" in ds.attrs and "spec" in ds.attrs:
             # A stored dataset: read the one point straight from its shards (no dask graph).
             from .store import Store
@@ -370,13 +366,13 @@ def query(target: Annotated[str, typer.Argument(
 
 def select_slice(ds, fixed: dict[str, float]):
     """``ds`` with some dimensions fixed at grid values (errors name off-grid values)."""
+    from .grid import grid_index
+
     for name, value in fixed.items():
         if name not in ds.dims:
             raise ParameterError(name, value, f"a dimension of the dataset: "
                                               f"{', '.join(map(str, ds.dims))}")
-        got = float(ds[name].sel({name: value}, method="nearest"))
-        if abs(got - value) > 1e-9 * max(1.0, abs(value)):
-            raise ParameterError(name, value, f"a grid value (nearest is {got:g})")
+        grid_index(name, ds[name].values, value)
     return ds.sel(fixed, method="nearest")
 
 

@@ -325,6 +325,16 @@ def validate_inputs(model: Model | str, inputs: Mapping[str, xr.DataArray],
         _check_grid_size(model, tuple(sizes.values()), "float64", max_points)
 
 
+def grid_index(name: str, coord, value: float, hint: str = "") -> int:
+    """Index of ``value`` in the axis values ``coord`` (to 1e-9 relative), else a
+    :class:`ParameterError` naming the nearest grid value (``hint`` is appended to it)."""
+    coord = np.asarray(coord, dtype=np.float64)
+    i = int(np.argmin(np.abs(coord - value)))
+    if abs(coord[i] - value) > 1e-9 * max(1.0, abs(value)):
+        raise ParameterError(name, value, f"a grid value (nearest is {coord[i]:g}){hint}")
+    return i
+
+
 def canonical_chunks(sizes: Mapping[str, int], fixed: Mapping[str, int] | None = None,
                      explicit: set[str] | frozenset[str] = frozenset(),
                      target: int = TARGET_CHUNK_POINTS) -> dict[str, int]:

@@ -45,7 +45,7 @@ from .. import __version__
 from .. import accessor as _accessor  # noqa: F401  (datasets carry ds.phasemap)
 from .._paths import default_store_url
 from ..errors import ParameterError, StoreError
-from ..grid import GridSpec
+from ..grid import GridSpec, grid_index
 from ..models import OUTPUT_DTYPES, get_model
 from ..variables import apply_attrs, attrs_for
 from .layout import FamilyLayout, Window
@@ -231,12 +231,7 @@ class Store:
             if name not in at:
                 raise ParameterError("at", at, f"a value for every dimension "
                                                f"({', '.join(layout.dims)})")
-            values = window.coords[name]
-            value = float(at[name])
-            i = int(np.argmin(np.abs(values - value)))
-            if abs(values[i] - value) > 1e-9 * max(1.0, abs(value)):
-                raise ParameterError(name, value, f"a grid value (nearest is {values[i]:g})")
-            index.append(i)
+            index.append(grid_index(name, window.coords[name], float(at[name])))
         shard = tuple(int(sh) for sh in _shard_of(window, tuple(index)))
         fam = Family(self, layout)
         if fam.commit_record(shard) is None:
