@@ -62,10 +62,9 @@ def threshold(along: str, model: str = "single_level", *, bracket: tuple[float, 
 
     inputs = {k: as_input(k, v) for k, v in params.items()}
     validate_inputs(m, {**inputs, along: xr.DataArray([lo, hi], dims=("_bracket",))})
-    fixed = {k: v for k, v in inputs.items()}
-    template = xr.broadcast(*fixed.values())[0] if fixed else xr.DataArray(0.0)
+    template = xr.broadcast(*inputs.values())[0] if inputs else xr.DataArray(0.0)
     shape = template.shape
-    args = {k: np.broadcast_to(v.broadcast_like(template).values, shape) for k, v in fixed.items()}
+    args = {k: np.broadcast_to(v.broadcast_like(template).values, shape) for k, v in inputs.items()}
 
     def f(x):
         return m(**args, **{along: x})[quantity]
