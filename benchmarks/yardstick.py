@@ -7,6 +7,10 @@ function :func:`phasemap.physics.single_level.point` and the regime rules), stra
 preallocated arrays, on every core. No xarray, no dask, no validation: what the arithmetic
 costs on this machine, which ``benchmarks/run.py`` holds ``evaluate`` against.
 
+``error_model="numpy"`` (a float division by zero gives inf, as in numpy, instead of raising)
+is what lets LLVM vectorise the inner loop; without it every division carries a branch and
+the yardstick would be a slow, unfair reference.
+
 :func:`current_grid` is the same loop for ``J_L`` alone (what the store keeps): the compute
 limit of ``phasemap.compute``.
 """
@@ -20,7 +24,7 @@ from phasemap import regimes
 from phasemap.physics import single_level as sl
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, error_model="numpy")
 def _fused(eps, dV, T, dT, mu, gL, gR, J, QL, QR, P, s, p1, regime, machine):
     for i in numba.prange(eps.size):
         for j in range(dV.size):
@@ -30,7 +34,7 @@ def _fused(eps, dV, T, dT, mu, gL, gR, J, QL, QR, P, s, p1, regime, machine):
             machine[i, j] = regimes.machine_code(dT, dV[j], j_, ql, qr, pw)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, error_model="numpy")
 def _current(eps, dV, T, dT, mu, gL, gR, J):
     for i in numba.prange(eps.size):
         for j in range(dV.size):

@@ -56,7 +56,7 @@ def _forward(dT, dV, J, QL, QR):
     return dT, dV, J, QL, QR
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def regime_code(dT, dV, J, QL, QR, P):
     """Code of the paper's lens for one point (first matching rule wins)."""
     dT, dV, J, QL, QR = _forward(dT, dV, J, QL, QR)
@@ -79,7 +79,7 @@ def regime_code(dT, dV, J, QL, QR, P):
     return CONVENTIONAL
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def machine_code(dT, dV, J, QL, QR, P):
     """Code of the thermodynamic-machine lens for one point (first matching rule wins)."""
     dT, dV, J, QL, QR = _forward(dT, dV, J, QL, QR)
