@@ -118,8 +118,12 @@ class Store:
         """Write ``data`` at ``key`` atomically (readers see the old or the new, never half)."""
         path = self._path(key)
         if self.local:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+            folder = os.path.dirname(path)
+            try:  # the folder usually exists: no makedirs (a few syscalls) per shard
+                fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
@@ -310,6 +314,7 @@ class Family:
         self.layout = layout
         self.key = layout.key
         self.prefix = f"families/{self.key}"
+        self._encoders: dict[str, _ShardEncoder | None] = {}
 
     def create(self) -> None:
         """Create the group and its arrays if missing (safe to race with other processes)."""
@@ -414,7 +419,9 @@ class Family:
             data = outs[var]
             if invalid is not None:
                 data[invalid] = -1 if data.dtype.kind == "i" else np.nan
-            encoder = _shard_encoder(self.store, f"{self.prefix}/{var}")
+            if var not in self._encoders:  # the array's metadata, read once per Family
+                self._encoders[var] = _shard_encoder(self.store, f"{self.prefix}/{var}")
+            encoder = self._encoders[var]
             if encoder is not None and encoder.shard_shape == full and shard:
                 # The shard's bytes, exactly as Zarr's sharding codec lays them out, written
                 # in one atomic put (Zarr's own write path costs ~80 ms of asyncio per shard).
