@@ -484,12 +484,10 @@ def cache_gc(store: StoreOpt = None,
 def figures(out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")] =
             Path("figures"), store: StoreOpt = None) -> None:
     """Compute the paper's pipelines through the store and write Figs. 2-9 and extra maps."""
-    from .cluster import embedded_client
     from .plot.figures import write_figures
 
-    with embedded_client() as client:  # one cluster for every figure's missing shards
-        paths = write_figures(out_dir, store=_store(store), progress=lambda m: err.print(m),
-                              client=client)
+    # missing shards on a thread per core of this process (phasemap.compute's default)
+    paths = write_figures(out_dir, store=_store(store), progress=lambda m: err.print(m))
     out.print(f"wrote {len(paths)} files to {out_dir}")
 
 

@@ -1,8 +1,10 @@
 """Dask clusters from options: embedded (default), an existing scheduler, or a job queue.
 
-``phasemap`` never needs a server to be started by hand: with no options it runs an
-in-process :class:`distributed.LocalCluster` sized to the machine (threads: the kernels and
-the Zarr codecs release the GIL). ``scheduler`` connects to a running dask.distributed
+``phasemap`` never needs a server to be started by hand: with no options :func:`get_client`
+yields ``None`` and ``phasemap.compute`` runs the missing shards on a thread per core of the
+calling process, no scheduler (the kernels, the codecs and file I/O release the GIL);
+:func:`embedded_client` is an in-process :class:`distributed.LocalCluster` of the same shape
+for code that wants a dask client. ``scheduler`` connects to a running dask.distributed
 scheduler (``tcp://host:port``) or reads a scheduler file; ``cluster`` starts one through
 dask-jobqueue from ``pipelines/cluster/<name>.yaml``.
 """
@@ -44,8 +46,8 @@ def get_client(scheduler: str | None = None, cluster: str | None = None,
                ) -> Iterator[Any | None]:
     """A ``distributed.Client`` for the options, closed (with any cluster it started) on exit.
 
-    Yields ``None`` when no option is given: callers then use the embedded cluster lazily, so a
-    request answered from the cache starts nothing.
+    Yields ``None`` when no option is given: ``compute`` then uses a thread per core of this
+    process, so a request answered from the cache starts nothing.
     """
     from distributed import Client
 

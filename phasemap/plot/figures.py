@@ -296,8 +296,8 @@ def write_figures(out_dir: str | os.PathLike, store: Any = None,
     names : iterable of str, optional
         Only these figures (keys of :data:`FIGURES`); default all.
     client : distributed.Client, optional
-        Passed to ``phasemap.compute`` for every spec. Without one, ``compute`` starts its
-        own embedded cluster for each spec that has anything missing from the store.
+        Passed to ``phasemap.compute`` for every spec. Without one, ``compute`` computes
+        what is missing on a thread per core of this process.
 
     Returns
     -------

@@ -953,32 +953,67 @@ def _batches(shards: list[tuple[int, ...]], threads: int) -> list[list[tuple[int
 def run_shards(store: Store, fam: Family, shards: list[tuple[int, ...]],
                slot_values: dict[str, dict[int, float]], client=None,
                progress: Callable[[int, int, int], None] | None = None) -> int:
-    """Compute and commit ``shards`` on a dask cluster; return points computed."""
+    """Compute and commit ``shards``; return points computed.
+
+    With no ``client``, on a thread per core in this process (:func:`_run_local`); otherwise
+    as dask tasks on the client's cluster, a few shards per task.
+    """
     if not shards:
         return 0
-    from ..cluster import embedded_client
-
+    if client is None:
+        return _run_local(fam, list(shards), slot_values, progress)
     definition = fam.layout.definition()
-    with contextlib.ExitStack() as stack:
-        if client is None:
-            client = stack.enter_context(embedded_client())
-        from distributed import as_completed
+    from distributed import as_completed
 
+    try:
+        threads = max(1, sum(client.nthreads().values()))
+    except Exception:  # a client that cannot say: assume a small cluster
+        threads = 2
+    batches = _batches(list(shards), threads)
+    futures = client.map(_shards_task, [store.url] * len(batches),
+                         [definition] * len(batches), batches,
+                         [slot_values] * len(batches), pure=False)
+    sizes = {fut.key: len(batch) for fut, batch in zip(futures, batches, strict=True)}
+    done = points = 0
+    for fut in as_completed(futures, loop=client.loop):  # client may not be the default
+        points += fut.result()
+        done += sizes[fut.key]
+        if progress:
+            progress(done, len(shards), points)
+    return points
+
+
+def _run_local(fam: Family, shards: list[tuple[int, ...]],
+               slot_values: dict[str, dict[int, float]],
+               progress: Callable[[int, int, int], None] | None = None,
+               threads: int | None = None) -> int:
+    """Compute and commit ``shards`` on a thread per core of this process; return points.
+
+    The embedded default. The kernels, the codecs and file I/O release the GIL, so threads
+    use every core; each thread takes the next shard as soon as it has committed one (no
+    batches, no tail), and there is no scheduler: a dask task cost 2-7 ms here, against
+    ~10 ms per shard once the kernel is fast (docs/performance.md). ``progress`` is called
+    from this (the calling) thread after every committed shard. On an error or an interrupt
+    no new shard is started, the ones in flight finish (each still commits only after its
+    bytes), and the error is raised here.
+    """
+    import concurrent.futures
+
+    threads = max(1, min(threads or os.cpu_count() or 1, len(shards)))
+    done = points = 0
+    with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="phasemap-shard"
+                                               ) as pool:
         try:
-            threads = max(1, sum(client.nthreads().values()))
-        except Exception:  # a client that cannot say: assume a small cluster
-            threads = 2
-        batches = _batches(list(shards), threads)
-        futures = client.map(_shards_task, [store.url] * len(batches),
-                             [definition] * len(batches), batches,
-                             [slot_values] * len(batches), pure=False)
-        sizes = {fut.key: len(batch) for fut, batch in zip(futures, batches, strict=True)}
-        done = points = 0
-        for fut in as_completed(futures, loop=client.loop):  # client may not be the default
-            points += fut.result()
-            done += sizes[fut.key]
-            if progress:
-                progress(done, len(shards), points)
+            futures = [pool.submit(fam.compute_shard, tuple(shard), slot_values)
+                       for shard in shards]
+            for fut in concurrent.futures.as_completed(futures):
+                points += fut.result()
+                done += 1
+                if progress:
+                    progress(done, len(shards), points)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return points
 
 
@@ -992,8 +1027,8 @@ def compute(spec: GridSpec | dict | str | os.PathLike, store: Store | str | None
     store : Store or URL, optional
         Default ``$PHASEMAP_STORE`` or ``data/store``.
     client : distributed.Client, optional
-        Where to compute; default an in-process LocalCluster started only if anything is
-        missing.
+        Where to compute (dask tasks of a few shards each); default a thread per core in
+        this process, no scheduler.
     progress : callable(done_shards, total_shards, points_computed), optional
 
     Returns
