@@ -486,7 +486,7 @@ def figures(out_dir: Annotated[Path, typer.Option("--out", help="Output director
     """Compute the paper's pipelines through the store and write Figs. 2-9 and extra maps."""
     from .plot.figures import write_figures
 
-    # missing shards on a thread per core of this process (phasemap.compute's default)
+    # missing shards on dask's threaded scheduler in this process (phasemap.compute's default)
     paths = write_figures(out_dir, store=_store(store), progress=lambda m: err.print(m))
     out.print(f"wrote {len(paths)} files to {out_dir}")
 

@@ -1,8 +1,9 @@
 """Dask clusters from options: embedded (default), an existing scheduler, or a job queue.
 
 ``phasemap`` never needs a server to be started by hand: with no options :func:`get_client`
-yields ``None`` and ``phasemap.compute`` runs the missing shards on a thread per core of the
-calling process, no scheduler (the kernels, the codecs and file I/O release the GIL);
+yields ``None`` and ``phasemap.compute`` runs the missing shards on dask's threaded scheduler
+in the calling process, a thread per core (the kernels, the codecs and file I/O release the
+GIL);
 :func:`embedded_client` is an in-process :class:`distributed.LocalCluster` of the same shape
 for code that wants a dask client. ``scheduler`` connects to a running dask.distributed
 scheduler (``tcp://host:port``) or reads a scheduler file; ``cluster`` starts one through
@@ -46,8 +47,8 @@ def get_client(scheduler: str | None = None, cluster: str | None = None,
                ) -> Iterator[Any | None]:
     """A ``distributed.Client`` for the options, closed (with any cluster it started) on exit.
 
-    Yields ``None`` when no option is given: ``compute`` then uses a thread per core of this
-    process, so a request answered from the cache starts nothing.
+    Yields ``None`` when no option is given: ``compute`` then uses dask's threaded scheduler in
+    this process, so a request answered from the cache starts nothing.
     """
     from distributed import Client
 

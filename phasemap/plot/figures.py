@@ -297,7 +297,7 @@ def write_figures(out_dir: str | os.PathLike, store: Any = None,
         Only these figures (keys of :data:`FIGURES`); default all.
     client : distributed.Client, optional
         Passed to ``phasemap.compute`` for every spec. Without one, ``compute`` computes
-        what is missing on a thread per core of this process.
+        what is missing with dask's threaded scheduler in this process.
 
     Returns
     -------

@@ -955,8 +955,8 @@ def run_shards(store: Store, fam: Family, shards: list[tuple[int, ...]],
                progress: Callable[[int, int, int], None] | None = None) -> int:
     """Compute and commit ``shards``; return points computed.
 
-    With no ``client``, on a thread per core in this process (:func:`_run_local`); otherwise
-    as dask tasks on the client's cluster, a few shards per task.
+    With no ``client``, on dask's threaded scheduler in this process (:func:`_run_local`);
+    otherwise as dask tasks on the client's cluster, a few shards per task.
     """
     if not shards:
         return 0
@@ -1035,8 +1035,8 @@ def compute(spec: GridSpec | dict | str | os.PathLike, store: Store | str | None
     store : Store or URL, optional
         Default ``$PHASEMAP_STORE`` or ``data/store``.
     client : distributed.Client, optional
-        Where to compute (dask tasks of a few shards each); default a thread per core in
-        this process, no scheduler.
+        Where to compute (dask tasks of a few shards each); default dask's threaded scheduler in
+        this process (one task per shard).
     progress : callable(done_shards, total_shards, points_computed), optional
 
     Returns
