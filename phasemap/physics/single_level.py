@@ -134,14 +134,20 @@ def from_current(J, eps, T, dT, dV, mu, gamma_L, gamma_R):
     are bit-identical to those computed together with it.
     """
     xL, xR, eL, eR, d = _frame(eps, T, dT, dV, mu)
-    # (gamma_L f_L + gamma_R f_R) / (gamma_L + gamma_R) with weights that cannot overflow
+    # p1 = (gamma_L f_L + gamma_R f_R) / (gamma_L + gamma_R) = (w_L f_L + w_R f_R) / (1 + r)
+    # with r = lo/hi <= 1 and weights (r, 1) or (1, r): nothing overflows. With
+    # f_v = n_v / (1 + z_v) (as in ``current``: the same exponentials) it is one quotient of
+    # positive terms, so no cancellation and one division.
+    zL = exp_nonpos(-abs(xL))
+    zR = exp_nonpos(-abs(xR))
+    nL = zL if xL >= 0.0 else 1.0
+    nR = zR if xR >= 0.0 else 1.0
     r = min(gamma_L, gamma_R) / max(gamma_L, gamma_R)
-    w_big = 1.0 / (1.0 + r)
-    w_small = r / (1.0 + r)
     small_left = gamma_L <= gamma_R
-    wL = w_small if small_left else w_big
-    wR = w_big if small_left else w_small
-    p1 = wL * fermi(xL) + wR * fermi(xR)
+    wL = r if small_left else 1.0
+    wR = 1.0 if small_left else r
+    p1 = ((wL * nL) * (1.0 + zR) + (wR * nR) * (1.0 + zL)) / (((1.0 + zL) * (1.0 + zR))
+                                                             * (1.0 + r))
     return eL * J, eR * J, dV * J + 0.0, J * d, p1
 
 
