@@ -17,11 +17,16 @@ limit of ``phasemap.compute``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numba
 import numpy as np
 
-from phasemap import regimes
+from phasemap import _jit, regimes
 from phasemap.physics import single_level as sl
+
+# this file inlines the package's kernels: its numba cache must follow the package sources
+_jit.key_cache_of(Path(__file__).parent)
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")

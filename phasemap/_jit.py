@@ -9,13 +9,75 @@ the first time it is called.
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numba
+from numba.core import caching
 
 _LOCK = threading.Lock()
+
+_PACKAGE = Path(__file__).resolve().parent
+_KEYED_ROOTS = [_PACKAGE]
+
+
+def key_cache_of(directory: str | os.PathLike) -> None:
+    """Key the numba cache of functions defined under ``directory`` to the package sources
+    too (for code outside the package that inlines its kernels, e.g. the benchmarks)."""
+    _KEYED_ROOTS.append(Path(directory).resolve())
+
+
+@functools.cache
+def source_key() -> str:
+    """Hash of every Python source file of the package (about 1 ms to compute)."""
+    h = hashlib.sha256()
+    for f in sorted(_PACKAGE.rglob("*.py")):
+        h.update(f.relative_to(_PACKAGE).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+class _PackageKeyed:
+    """Numba cache locator mixin: an entry is valid only for the package sources it was built
+    from.
+
+    numba checks a cached function against its own file only. The model kernels in
+    ``models.py`` inline functions from ``physics/`` and ``regimes.py``, so an edit (or an
+    upgrade) there would otherwise load stale machine code, and with it wrong numbers
+    under a new model version. The stamp below adds :func:`source_key`, so any change to
+    the package's sources recompiles its kernels; other libraries' caches are untouched.
+    """
+
+    def get_source_stamp(self):
+        return (super().get_source_stamp(), source_key())
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        try:
+            path = Path(py_file).resolve()
+            inside = any(path.is_relative_to(root) for root in _KEYED_ROOTS)
+        except OSError:
+            inside = False
+        return super().from_function(py_func, py_file) if inside else None
+
+
+def _install_locators() -> None:
+    locators = caching.CacheImpl._locator_classes
+    if any(issubclass(c, _PackageKeyed) for c in locators):
+        return
+    keyed = [type(f"PhasemapKeyed{base.__name__}", (_PackageKeyed, base), {})
+             for base in (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator,
+                          caching.UserWideCacheLocator)]
+    locators[:0] = keyed
+
+
+# Before any of the package's numba functions is decorated (every module that defines one
+# imports this module first).
+_install_locators()
 
 
 class _Lazy:

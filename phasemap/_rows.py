@@ -19,6 +19,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from . import _jit  # noqa: F401  (first: the keyed numba cache, see _jit)
+
 #: Points per block: the buffers of one block stay in the L1 cache.
 BLOCK = 256
 

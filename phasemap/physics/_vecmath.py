@@ -27,6 +27,8 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
+from .. import _jit  # noqa: F401  (first: the keyed numba cache, see _jit)
+
 
 @intrinsic
 def fma(typingctx, a, b, c):
