@@ -14,8 +14,8 @@ call where it has not), so the results are the same on every machine, vectorised
 
 Why ``y = k ln2 + r`` then ``e^y = 2^k (1 + p(r))``: ``|r| <= ln2/2`` and ``p`` is the
 Taylor polynomial of ``expm1`` to degree 13, whose truncation error is below 2e-17 of the
-result there. ``2^k`` is assembled as two factors, so ``k`` down to -1076 (``e^-746``, below
-the smallest subnormal) needs no branch.
+result there. ``2^k`` is assembled from its bits; below the normal range the result is
+scaled in two exact steps and rounded once (gradual underflow), with selects, not branches.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ LN2_HI = 0.6931471803691238
 LN2_LO = 1.9082149292705877e-10
 ROUND = 6755399441055744.0  # 1.5 * 2**52: x + ROUND - ROUND rounds x to an integer
 TWO52 = 4503599627370496.0
+TWO_M54 = 2.0 ** -54
 FLOOR_ARG = -746.0  # e**-746 < 2**-1075: rounds to zero
 
 # 1/n! for n = 2..13
@@ -88,33 +89,32 @@ def _reduce(y):
     y = y if not (y < FLOOR_ARG) else FLOOR_ARG
     k = (y * LOG2E + ROUND) - ROUND
     r = fma(-k, LN2_LO, fma(-k, LN2_HI, y))
-    q = fma(C13, r, C12)
-    q = fma(q, r, C11)
-    q = fma(q, r, C10)
-    q = fma(q, r, C9)
-    q = fma(q, r, C8)
-    q = fma(q, r, C7)
-    q = fma(q, r, C6)
-    q = fma(q, r, C5)
-    q = fma(q, r, C4)
-    q = fma(q, r, C3)
-    q = fma(q, r, C2)
-    return k, fma(r * r, q, r)
+    # Estrin's scheme, not Horner's: the dependency chain is 4 operations deep instead of
+    # 11, so out-of-order cores overlap consecutive points (the loop was latency-bound).
+    r2 = r * r
+    r4 = r2 * r2
+    q = fma(fma(fma(C13, r, C12), r2, fma(C11, r, C10)), r4 * r4,
+            fma(fma(fma(C9, r, C8), r2, fma(C7, r, C6)), r4,
+                fma(fma(C5, r, C4), r2, fma(C3, r, C2))))
+    return k, fma(r2, q, r)
 
 
 @numba.njit(cache=True, inline="always")
 def exp_nonpos(y):
     """``exp(y)`` for ``y <= 0``."""
     k, p = _reduce(y)
-    h = math.floor(0.5 * k)
-    s = _pow2(k - h)  # exact scaling while the result is normal
-    return fma(p, s, s) * _pow2(h)
+    # Results below the normal range (k < -1022, y < -708.4): scale by 2**(k + 54), which is
+    # exact, then by 2**-54, which rounds once into the subnormals.
+    low = k < -1000.0
+    s = _pow2(k + 54.0 if low else k)
+    e = fma(p, s, s)
+    return e * TWO_M54 if low else e
 
 
 @numba.njit(cache=True, inline="always")
 def expm1_nonpos(y):
     """``exp(y) - 1`` for ``y <= 0``, to full relative precision near 0."""
     k, p = _reduce(y)
-    h = math.floor(0.5 * k)
-    s = _pow2(k - h) * _pow2(h)
+    # below k = -100, exp(y) < 2**-99 and the result rounds to -1 whatever the scale
+    s = _pow2(k if k > -100.0 else -100.0)
     return fma(p, s, s - 1.0)  # k = 0: exactly p
