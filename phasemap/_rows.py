@@ -14,15 +14,20 @@ through a buffer an element at a time).
 
 from __future__ import annotations
 
+import threading
+
 import numba
+import numpy as np
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from . import _jit  # noqa: F401  (first: the keyed numba cache, see _jit)
 
 #: Points per block: the buffers of one block stay in the L1 cache.
 BLOCK = 256
+
+_LOCK = threading.Lock()
 
 
 @intrinsic
@@ -76,3 +81,70 @@ def block_done(buf, start, m, row):
     if row.strides[0] != row.itemsize:
         for k in range(m):
             row[start + k] = buf[k]
+
+
+# --- row kernels specialised on which inputs vary along the row ---------------------------
+
+def at(x, k):
+    """``x[k]`` for a row, ``x`` itself for a scalar (numba picks one when compiling)."""
+    return x[k] if isinstance(x, np.ndarray) else x
+
+
+def block(x, start, m, buf):
+    """:func:`block_in` for a row, ``x`` itself for a scalar."""
+    return x[start:start + m] if isinstance(x, np.ndarray) else x
+
+
+@overload(at)
+def _at(x, k):
+    if isinstance(x, types.Array):
+        return lambda x, k: x[k]
+    return lambda x, k: x
+
+
+@overload(block)
+def _block(x, start, m, buf):
+    if isinstance(x, types.Array):
+        return lambda x, start, m, buf: block_in(x, start, m, buf)
+    return lambda x, start, m, buf: x
+
+
+class RowKernel:
+    """A gufunc over rows, compiled for each pattern of inputs that vary along the row.
+
+    ``body(*inputs, *outputs)`` is written once with :func:`block` and :func:`at`; an input
+    that is constant along every row (stride 0: a fixed parameter, or an axis other than the
+    last) is passed to it as a scalar per row, so LLVM hoists everything that depends only
+    on such inputs out of the loop over points, as a hand-written loop over a grid would. The
+    gufunc for a pattern is built (or loaded from numba's cache) the first time it is needed.
+    """
+
+    def __init__(self, body, n_in: int, out_types: tuple[str, ...]):
+        self.body = body
+        self.n_in = n_in
+        self.out_types = out_types
+        self._built: dict[tuple[bool, ...], object] = {}
+        self.__name__ = body.__name__
+
+    def gufunc(self, varying: tuple[bool, ...]):
+        fn = self._built.get(varying)
+        if fn is None:
+            with _LOCK:
+                fn = self._built.get(varying)
+                if fn is None:
+                    ins = ["f8[:]" if v else "f8" for v in varying]
+                    outs = [f"{t}[:]" for t in self.out_types]
+                    layout = (",".join("(n)" if v else "()" for v in varying) + "->"
+                              + ",".join(["(n)"] * len(outs)))
+                    fn = numba.guvectorize([f"void({', '.join(ins + outs)})"], layout,
+                                           cache=True, target="cpu")(self.body)
+                    self._built[varying] = fn
+        return fn
+
+    def __call__(self, inputs: list[np.ndarray], outputs: list[np.ndarray]) -> None:
+        """Fill ``outputs`` (arrays of the broadcast shape) from broadcast ``inputs``."""
+        varying = tuple(a.ndim > 0 and a.shape[-1] > 1 and a.strides[-1] != 0 for a in inputs)
+        if not any(varying):  # the row length must come from an input
+            varying = (True, *varying[1:])
+        args = [a if v else a[..., 0] for a, v in zip(inputs, varying, strict=True)]
+        self.gufunc(varying)(*args, *outputs)

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import regimes
-from ._jit import lazy_gufunc
-from ._rows import BLOCK, block_done, block_in, block_out
+from ._rows import BLOCK, RowKernel, at, block, block_done, block_out
 from .errors import ParameterError
 from .physics import pauli as _pauli
 from .physics import single_level as _sl
@@ -161,115 +160,109 @@ POSITIVE_LEAD_TEMPERATURES = Constraint(
 )
 
 
-# The gufuncs loop over the last axis themselves (core dimension ``(n)``) instead of being
-# called once per element: numba then inlines the scalar functions into one loop. Inputs
-# are broadcast to the full shape first (views, no copies) by :func:`_rowwise`. Each row is
-# taken in contiguous blocks (``phasemap._rows``) so that the loop over points vectorises.
-F8ROW = "f8[:]"
+# The kernels loop over the last axis themselves (gufuncs with core dimension ``(n)``)
+# instead of being called once per element: numba then inlines the scalar functions into one
+# loop. Inputs are broadcast to the full shape first (views, no copies) by :func:`_rowwise`;
+# each row is taken in contiguous blocks so that the loop over points vectorises, and inputs
+# constant along the row are passed as scalars (``phasemap._rows.RowKernel``).
 
 
-def _sig(n_in: int, outs: str) -> list[str]:
-    return [f"void({', '.join([F8ROW] * n_in)}, {outs})"]
-
-
-def _layout(n_in: int, n_out: int) -> str:
-    return ",".join(["(n)"] * n_in) + "->" + ",".join(["(n)"] * n_out)
-
-
-@lazy_gufunc(_sig(7, "f8[:], f8[:], f8[:], f8[:], f8[:], f8[:], i1[:], i1[:]"), _layout(7, 8),
-             cache=True, target="cpu")  # parallelism comes from threads/dask (no GIL held)
-def _single_level_fused(eps, T, dT, dV, mu, gL, gR, J, QL, QR, P, s, p1, regime, machine):
-    n = eps.shape[0]
+def _fused_body(eps, T, dT, dV, mu, gL, gR, J, QL, QR, P, s, p1, regime, machine):
+    n = J.shape[0]
     b = min(BLOCK, n)
     xb = np.empty((7, b))
     yb = np.empty((6, b))
     cb = np.empty((2, b), dtype=np.int8)
     for start in range(0, n, BLOCK):
         m = min(BLOCK, n - start)
-        x0, x1, x2 = block_in(eps, start, m, xb[0]), block_in(T, start, m, xb[1]), \
-            block_in(dT, start, m, xb[2])
-        x3, x4, x5 = block_in(dV, start, m, xb[3]), block_in(mu, start, m, xb[4]), \
-            block_in(gL, start, m, xb[5])
-        x6 = block_in(gR, start, m, xb[6])
+        x0, x1, x2 = block(eps, start, m, xb[0]), block(T, start, m, xb[1]), \
+            block(dT, start, m, xb[2])
+        x3, x4, x5 = block(dV, start, m, xb[3]), block(mu, start, m, xb[4]), \
+            block(gL, start, m, xb[5])
+        x6 = block(gR, start, m, xb[6])
         y0, y1, y2 = block_out(J, start, m, yb[0]), block_out(QL, start, m, yb[1]), \
             block_out(QR, start, m, yb[2])
         y3, y4, y5 = block_out(P, start, m, yb[3]), block_out(s, start, m, yb[4]), \
             block_out(p1, start, m, yb[5])
         c0, c1 = block_out(regime, start, m, cb[0]), block_out(machine, start, m, cb[1])
         for k in range(m):
-            j, ql, qr, pw, sv, occ = _sl.point(x0[k], x1[k], x2[k], x3[k], x4[k], x5[k], x6[k])
+            e, t, dt, dv = at(x0, k), at(x1, k), at(x2, k), at(x3, k)
+            j, ql, qr, pw, sv, occ = _sl.point(e, t, dt, dv, at(x4, k), at(x5, k), at(x6, k))
             y0[k], y1[k], y2[k], y3[k], y4[k], y5[k] = j, ql, qr, pw, sv, occ
-            c0[k] = regimes.regime_code(x2[k], x3[k], j, ql, qr, pw)
-            c1[k] = regimes.machine_code(x2[k], x3[k], j, ql, qr, pw)
+            c0[k] = regimes.regime_code(dt, dv, j, ql, qr, pw)
+            c1[k] = regimes.machine_code(dt, dv, j, ql, qr, pw)
         for a, row in enumerate((J, QL, QR, P, s, p1)):
             block_done(yb[a], start, m, row)
         block_done(cb[0], start, m, regime)
         block_done(cb[1], start, m, machine)
 
 
-@lazy_gufunc(_sig(8, "f8[:], f8[:], f8[:], f8[:], f8[:], i1[:], i1[:]"), _layout(8, 7),
-             cache=True, target="cpu")
-def _single_level_derive(J, eps, T, dT, dV, mu, gL, gR, QL, QR, P, s, p1, regime, machine):
-    n = eps.shape[0]
+def _derive_body(J, eps, T, dT, dV, mu, gL, gR, QL, QR, P, s, p1, regime, machine):
+    n = QL.shape[0]
     b = min(BLOCK, n)
     xb = np.empty((8, b))
     yb = np.empty((5, b))
     cb = np.empty((2, b), dtype=np.int8)
     for start in range(0, n, BLOCK):
         m = min(BLOCK, n - start)
-        xj, x0, x1 = block_in(J, start, m, xb[7]), block_in(eps, start, m, xb[0]), \
-            block_in(T, start, m, xb[1])
-        x2, x3, x4 = block_in(dT, start, m, xb[2]), block_in(dV, start, m, xb[3]), \
-            block_in(mu, start, m, xb[4])
-        x5, x6 = block_in(gL, start, m, xb[5]), block_in(gR, start, m, xb[6])
+        xj, x0, x1 = block(J, start, m, xb[7]), block(eps, start, m, xb[0]), \
+            block(T, start, m, xb[1])
+        x2, x3, x4 = block(dT, start, m, xb[2]), block(dV, start, m, xb[3]), \
+            block(mu, start, m, xb[4])
+        x5, x6 = block(gL, start, m, xb[5]), block(gR, start, m, xb[6])
         y1, y2, y3 = block_out(QL, start, m, yb[0]), block_out(QR, start, m, yb[1]), \
             block_out(P, start, m, yb[2])
         y4, y5 = block_out(s, start, m, yb[3]), block_out(p1, start, m, yb[4])
         c0, c1 = block_out(regime, start, m, cb[0]), block_out(machine, start, m, cb[1])
         for k in range(m):
-            j = xj[k]
-            ql, qr, pw, sv, occ = _sl.from_current(j, x0[k], x1[k], x2[k], x3[k], x4[k], x5[k],
-                                                   x6[k])
+            j, dt, dv = at(xj, k), at(x2, k), at(x3, k)
+            ql, qr, pw, sv, occ = _sl.from_current(j, at(x0, k), at(x1, k), dt, dv, at(x4, k),
+                                                   at(x5, k), at(x6, k))
             y1[k], y2[k], y3[k], y4[k], y5[k] = ql, qr, pw, sv, occ
-            c0[k] = regimes.regime_code(x2[k], x3[k], j, ql, qr, pw)
-            c1[k] = regimes.machine_code(x2[k], x3[k], j, ql, qr, pw)
+            c0[k] = regimes.regime_code(dt, dv, j, ql, qr, pw)
+            c1[k] = regimes.machine_code(dt, dv, j, ql, qr, pw)
         for a, row in enumerate((QL, QR, P, s, p1)):
             block_done(yb[a], start, m, row)
         block_done(cb[0], start, m, regime)
         block_done(cb[1], start, m, machine)
 
 
-@lazy_gufunc(_sig(7, "f8[:]"), _layout(7, 1), cache=True, target="cpu")
-def _single_level_current(eps, T, dT, dV, mu, gL, gR, J):
+def _current_body(eps, T, dT, dV, mu, gL, gR, J):
     # The same scalar function ``point`` calls for J_L: bit-identical, at a fraction of the
     # cost of the fused kernel (no Q, s, p1, labels), which is all the store keeps.
-    n = eps.shape[0]
+    n = J.shape[0]
     b = min(BLOCK, n)
     xb = np.empty((7, b))
     yb = np.empty(b)
     for start in range(0, n, BLOCK):
         m = min(BLOCK, n - start)
-        x0, x1, x2 = block_in(eps, start, m, xb[0]), block_in(T, start, m, xb[1]), \
-            block_in(dT, start, m, xb[2])
-        x3, x4, x5 = block_in(dV, start, m, xb[3]), block_in(mu, start, m, xb[4]), \
-            block_in(gL, start, m, xb[5])
-        x6 = block_in(gR, start, m, xb[6])
+        x0, x1, x2 = block(eps, start, m, xb[0]), block(T, start, m, xb[1]), \
+            block(dT, start, m, xb[2])
+        x3, x4, x5 = block(dV, start, m, xb[3]), block(mu, start, m, xb[4]), \
+            block(gL, start, m, xb[5])
+        x6 = block(gR, start, m, xb[6])
         y = block_out(J, start, m, yb)
         for k in range(m):
-            y[k] = _sl.current(x0[k], x1[k], x2[k], x3[k], x4[k], x5[k], x6[k])
+            y[k] = _sl.current(at(x0, k), at(x1, k), at(x2, k), at(x3, k), at(x4, k), at(x5, k),
+                               at(x6, k))
         block_done(yb, start, m, J)
 
 
-def _rowwise(gufunc, inputs, names, out=None) -> dict[str, np.ndarray]:
-    """Call a row-loop gufunc on broadcast ``inputs``; fill ``out`` (or new arrays) by name."""
+_single_level_fused = RowKernel(_fused_body, 7, ("f8",) * 6 + ("i1", "i1"))
+_single_level_derive = RowKernel(_derive_body, 8, ("f8",) * 5 + ("i1", "i1"))
+_single_level_current = RowKernel(_current_body, 7, ("f8",))
+
+
+def _rowwise(kernel: RowKernel, inputs, names, out=None) -> dict[str, np.ndarray]:
+    """Call a row kernel on broadcast ``inputs``; fill ``out`` (or new arrays) by name."""
     shape = np.broadcast_shapes(*(np.shape(a) for a in inputs))
     full = shape or (1,)
     args = [np.broadcast_to(np.asarray(a, dtype=np.float64), full) for a in inputs]
     if out is None:
         out = {n: np.empty(full, dtype=OUTPUT_DTYPES[n]) for n in names}
-        gufunc(*args, *(out[n] for n in names))
+        kernel(args, [out[n] for n in names])
         return {n: a.reshape(shape) for n, a in out.items()}
-    gufunc(*args, *(out[n].reshape(full) for n in names))
+    kernel(args, [out[n].reshape(full) for n in names])
     return out
 
 
