@@ -8,13 +8,13 @@ scalar functions over those (a loop LLVM vectorises, 4 points per AVX instructio
 
 A row is one of three kinds, and each costs only what it needs: contiguous (the usual case
 for the varying parameter and for every output: viewed as a C array, no copy), constant
-(stride 0, a broadcast parameter: written into a buffer once per row) or strided (copied
-through a buffer an element at a time).
+(stride 0, a broadcast parameter: passed as a scalar by :class:`RowKernel`, or written into a
+buffer once per row) or strided (copied through a buffer an element at a time).
 """
 
 from __future__ import annotations
 
-import threading
+from typing import Any
 
 import numba
 import numpy as np
@@ -22,12 +22,10 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from . import _jit  # noqa: F401  (first: the keyed numba cache, see _jit)
+from ._jit import lazy_gufunc  # first: installs the keyed numba cache (see _jit)
 
 #: Points per block: the buffers of one block stay in the L1 cache.
 BLOCK = 256
-
-_LOCK = threading.Lock()
 
 
 @intrinsic
@@ -119,26 +117,23 @@ class RowKernel:
     gufunc for a pattern is built (or loaded from numba's cache) the first time it is needed.
     """
 
-    def __init__(self, body, n_in: int, out_types: tuple[str, ...]):
+    def __init__(self, body, out_types: tuple[str, ...]):
         self.body = body
-        self.n_in = n_in
         self.out_types = out_types
-        self._built: dict[tuple[bool, ...], object] = {}
+        self._built: dict[tuple[bool, ...], Any] = {}
         self.__name__ = body.__name__
 
     def gufunc(self, varying: tuple[bool, ...]):
         fn = self._built.get(varying)
         if fn is None:
-            with _LOCK:
-                fn = self._built.get(varying)
-                if fn is None:
-                    ins = ["f8[:]" if v else "f8" for v in varying]
-                    outs = [f"{t}[:]" for t in self.out_types]
-                    layout = (",".join("(n)" if v else "()" for v in varying) + "->"
-                              + ",".join(["(n)"] * len(outs)))
-                    fn = numba.guvectorize([f"void({', '.join(ins + outs)})"], layout,
-                                           cache=True, target="cpu")(self.body)
-                    self._built[varying] = fn
+            ins = ["f8[:]" if v else "f8" for v in varying]
+            outs = [f"{t}[:]" for t in self.out_types]
+            layout = (",".join("(n)" if v else "()" for v in varying) + "->"
+                      + ",".join(["(n)"] * len(outs)))
+            # built on its first call (once, under _jit's lock); setdefault keeps one per
+            # pattern when threads race here
+            fn = self._built.setdefault(varying, lazy_gufunc(
+                [f"void({', '.join(ins + outs)})"], layout, cache=True, target="cpu")(self.body))
         return fn
 
     def __call__(self, inputs: list[np.ndarray], outputs: list[np.ndarray]) -> None:

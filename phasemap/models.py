@@ -248,9 +248,9 @@ def _current_body(eps, T, dT, dV, mu, gL, gR, J):
         block_done(yb, start, m, J)
 
 
-_single_level_fused = RowKernel(_fused_body, 7, ("f8",) * 6 + ("i1", "i1"))
-_single_level_derive = RowKernel(_derive_body, 8, ("f8",) * 5 + ("i1", "i1"))
-_single_level_current = RowKernel(_current_body, 7, ("f8",))
+_single_level_fused = RowKernel(_fused_body, ("f8",) * 6 + ("i1", "i1"))
+_single_level_derive = RowKernel(_derive_body, ("f8",) * 5 + ("i1", "i1"))
+_single_level_current = RowKernel(_current_body, ("f8",))
 
 
 def _rowwise(kernel: RowKernel, inputs, names, out=None) -> dict[str, np.ndarray]:

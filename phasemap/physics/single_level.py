@@ -38,18 +38,11 @@ import math
 
 import numba
 
-from .._jit import lazy_gufunc
+from .. import _jit  # noqa: F401  (first: the keyed numba cache, see _jit)
 from ._vecmath import exp_nonpos, expm1_nonpos, fma
 
 OUTPUTS = ("J_L", "Q_L", "Q_R", "P", "s", "p1")
 TINY = 5e-324
-
-
-@numba.njit(cache=True, inline="always")
-def fermi(x):
-    """Fermi function ``1/(1+e^x)`` to full relative precision, without overflow."""
-    e = exp_nonpos(-abs(x))
-    return (e if x >= 0.0 else 1.0) / (1.0 + e)
 
 
 @numba.njit(cache=True, inline="always")
@@ -162,16 +155,6 @@ def point(eps, T, dT, dV, mu, gamma_L, gamma_R):
     return J, QL, QR, P, s, p1
 
 
-@lazy_gufunc(
-    ["void(f8, f8, f8, f8, f8, f8, f8, f8[:], f8[:], f8[:], f8[:], f8[:], f8[:])"],
-    "(),(),(),(),(),(),()->(),(),(),(),(),()",
-    cache=True,
-    target="cpu",  # callers parallelise (dask threads); the loop releases the GIL
-)
-def _single_level_gufunc(eps, T, dT, dV, mu, gL, gR, J, QL, QR, P, s, p1):
-    J[0], QL[0], QR[0], P[0], s[0], p1[0] = point(eps, T, dT, dV, mu, gL, gR)
-
-
 def single_level(eps, T, dT, dV, mu=0.0, gamma_L=2.0, gamma_R=2.0):
     """Steady state of the single-level dot, broadcast over its arguments.
 
@@ -196,5 +179,9 @@ def single_level(eps, T, dT, dV, mu=0.0, gamma_L=2.0, gamma_R=2.0):
         ``J_L, Q_L, Q_R, P, s, p1`` (float64), broadcast over the inputs. Out-of-domain input
         (``T_R <= 0``) is the caller's to reject; NaN propagates.
     """
-    outs = _single_level_gufunc(eps, T, dT, dV, mu, gamma_L, gamma_R)
-    return dict(zip(OUTPUTS, outs, strict=True))
+    # the registered model's own row kernel: the very loop evaluate and the store run
+    from ..models import get_model
+
+    out = get_model("single_level")(eps=eps, T=T, dT=dT, dV=dV, mu=mu, gamma_L=gamma_L,
+                                    gamma_R=gamma_R)
+    return {name: out[name] for name in OUTPUTS}
