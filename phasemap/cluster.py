@@ -26,6 +26,12 @@ JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster",
             "lsf": "LSFCluster"}
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        (os.cpu_count() or 1)
+
+
 def cluster_config_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "pipelines" / "cluster"
 
@@ -35,7 +41,7 @@ def embedded_client(n_threads: int | None = None) -> Iterator[Any]:
     """An in-process LocalCluster with one worker and a thread per core."""
     from distributed import Client, LocalCluster
 
-    threads = n_threads or os.cpu_count() or 1
+    threads = n_threads or usable_cores()
     with LocalCluster(n_workers=1, threads_per_worker=threads, processes=False,
                       dashboard_address=None) as cluster, Client(cluster) as client:
         yield client

@@ -10,7 +10,6 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import math
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +19,7 @@ import xarray as xr
 
 from . import __version__
 from . import accessor as _accessor  # noqa: F401  (datasets carry ds.phasemap)
+from .cluster import usable_cores
 from .errors import ParameterError
 from .grid import GridSpec, as_input, canonical_chunks, validate_inputs
 from .models import OUTPUT_DTYPES, Model, get_model
@@ -36,15 +36,10 @@ PARALLEL_POINTS = 2**16
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
 
 
-def _threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-        (os.cpu_count() or 1)
-
-
 def _pool() -> concurrent.futures.ThreadPoolExecutor:
     global _POOL
     if _POOL is None:
-        _POOL = concurrent.futures.ThreadPoolExecutor(_threads(), thread_name_prefix="phasemap")
+        _POOL = concurrent.futures.ThreadPoolExecutor(usable_cores(), thread_name_prefix="phasemap")
     return _POOL
 
 
@@ -71,7 +66,7 @@ def _parallel_kernel(model: Model, params: dict[str, np.ndarray]) -> dict[str, n
     """
     shape = np.broadcast_shapes(*(a.shape for a in params.values()))
     size = math.prod(shape)
-    threads = _threads()
+    threads = usable_cores()
     if threads < 2 or size < PARALLEL_POINTS or not shape:
         return model.kernel(**params)
     axis = int(np.argmax(shape))

@@ -12,7 +12,6 @@ first use and closed by :meth:`JobManager.close`).
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 import traceback
@@ -21,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..cluster import usable_cores
 from ..errors import GridTooLargeError, PhasemapError
 from ..grid import GridSpec
 from ..store import Store, plan, spec_id
@@ -123,7 +123,7 @@ class JobManager:
                 import dask
                 from distributed import Client, LocalCluster
 
-                threads = self.workers or os.cpu_count() or 1
+                threads = self.workers or usable_cores()
                 # The shape of phasemap.cluster.embedded_client, kept open for the server's
                 # life. The client is registered as the default client (the store's
                 # planner looks it up for as_completed), but dask collections keep computing

@@ -985,8 +985,7 @@ def run_shards(store: Store, fam: Family, shards: list[tuple[int, ...]],
 
 def _run_local(fam: Family, shards: list[tuple[int, ...]],
                slot_values: dict[str, dict[int, float]],
-               progress: Callable[[int, int, int], None] | None = None,
-               threads: int | None = None) -> int:
+               progress: Callable[[int, int, int], None] | None = None) -> int:
     """Compute and commit ``shards`` on a thread per core of this process; return points.
 
     The embedded default: dask's threaded scheduler, one task per shard, on a pool of its
@@ -1002,7 +1001,9 @@ def _run_local(fam: Family, shards: list[tuple[int, ...]],
     import dask.threaded
     from dask.callbacks import Callback
 
-    threads = max(1, min(threads or os.cpu_count() or 1, len(shards)))
+    from ..cluster import usable_cores
+
+    threads = max(1, min(usable_cores(), len(shards)))
     keys = [("phasemap-shard", i) for i in range(len(shards))]
     graph = {key: (functools.partial(fam.compute_shard, tuple(shard), slot_values),)
              for key, shard in zip(keys, shards, strict=True)}
