@@ -399,3 +399,80 @@ def test_an_fsspec_url_store_works_like_a_directory(client):
         assert_bitwise_equal(store.open(ds.attrs["dataset_id"]), ds)
     finally:
         fsspec.filesystem("memory").rm(url.split("://", 1)[1].split("/")[0], recursive=True)
+
+
+# --- commit records on a local disk -------------------------------------------------------
+
+def _records(store: Store) -> list[Path]:
+    return sorted(p for p in (Path(store.root) / "families").glob("*/commits/*")
+                  if not p.name.startswith("."))
+
+
+def test_local_commit_records_are_links_to_shared_record_files(tmp_path, monkeypatch):
+    """Each committed shard's record is found under its name; names are hard links to a
+    few record files (one line per shard), and no hidden file is left behind."""
+    from phasemap.store.core import _RecordFile
+
+    monkeypatch.setattr(_RecordFile, "RECORDS", 3)  # several files from a small grid
+    store = Store(tmp_path / "store")
+    spec = grid(T=[5.0, 6.0, 7.5, 8.0, 10.0])
+    ds = compute(spec, store)  # the embedded default: a thread per core, one Family
+    layout = FamilyLayout.from_spec(spec)
+    fam = store.family(layout, create=False)
+    names = _records(store)
+    assert len(names) == len(fam.committed()) > _RecordFile.RECORDS
+    inodes = {p.stat().st_ino for p in names}
+    # a file per RECORDS commits (a thread per core may open at most one more each)
+    assert len(inodes) <= math.ceil(len(names) / _RecordFile.RECORDS) + 2
+    for shard in fam.committed():
+        record = fam.commit_record(shard)
+        assert tuple(record["shard"]) == shard
+        assert record["points"] == layout.shard_points
+        assert record["sizes"]["J_L"] == store.size_of(fam.shard_key("J_L", shard))
+    assert not [p for p in (Path(store.root) / "families").glob("*/commits/.*")]
+    assert store.verify() == []
+    assert_bitwise_equal(ds, phasemap.evaluate_spec(spec))
+
+
+def test_commit_records_without_hard_links(tmp_path, monkeypatch):
+    """Where the filesystem refuses hard links, every record is a file of its own."""
+    link = os.link
+
+    def refuse(src, dst, *a, **k):  # Zarr links too (exclusive writes): only ours fail
+        if f"{os.sep}commits{os.sep}" in str(dst):
+            raise PermissionError(1, "Operation not permitted", dst)
+        return link(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "link", refuse)
+    store = Store(tmp_path / "store")
+    spec = grid(T=[5.0, 7.5])
+    ds = compute(spec, store)
+    names = _records(store)
+    assert names and len({p.stat().st_ino for p in names}) == len(names)
+    assert all(p.stat().st_nlink == 1 for p in names)
+    fam = store.family(FamilyLayout.from_spec(spec), create=False)
+    assert {tuple(fam.commit_record(s)["shard"]) for s in fam.committed()} == fam.committed()
+    assert store.verify() == []
+    assert_bitwise_equal(ds, phasemap.evaluate_spec(spec))
+
+
+def test_a_recommitted_shard_and_a_removed_record_file_name(tmp_path):
+    """Committing a shard again replaces its record; a record file whose hidden name was
+    removed (``cache gc`` of an idle writer) is replaced by a new one on the next commit."""
+    store = Store(tmp_path / "store")
+    spec = grid(T=[5.0, 7.5])
+    compute(spec, store)
+    fam = store.family(FamilyLayout.from_spec(spec), create=False)
+    first, second = sorted(fam.committed())[:2]
+    fam.commit(first, {"shard": list(first), "points": 1, "sizes": {}, "note": "again"})
+    assert fam.commit_record(first)["note"] == "again"
+    hidden = list((Path(store.root) / "families").glob("*/commits/.tmp-records-*"))
+    assert len(hidden) == 1
+    hidden[0].unlink()
+    fam.commit(second, {"shard": list(second), "points": 1, "sizes": {}, "note": "new file"})
+    assert fam.commit_record(second)["note"] == "new file"
+    assert fam.commit_record(first)["note"] == "again"
+    fam.close()
+    assert not list((Path(store.root) / "families").glob("*/commits/.*"))
+    assert fam.committed() == set(store.family(FamilyLayout.from_spec(spec),
+                                               create=False).committed())

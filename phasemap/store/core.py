@@ -6,12 +6,13 @@ Layout of a store root (a local directory or any fsspec URL)::
 
     families/<family-key>/zarr.json          group; attrs hold the family definition
     families/<family-key>/<output>/...       one sparse sharded array per stored output
-    families/<family-key>/commits/<shard>    commit record: one JSON object per finished shard
+    families/<family-key>/commits/<shard>    commit record of a finished shard (JSON lines)
     families/<family-key>/slots/<axis>/<n>   value of explicit-axis slot n
     requests/<dataset-id>.json               every request served: spec, family, window
 
 Commit protocol: a shard's bytes are written (atomically: temporary file + rename on local
-disks, single PUT on object stores), *then* its commit record. Readers and the planner treat a
+disks, single PUT on object stores), *then* its commit record (on a local disk a hard link
+to the writer's record file, see :class:`_RecordFile`). Readers and the planner treat a
 shard as present only once its record exists, so a crash at any moment loses only the shards
 in flight; recomputing is idempotent because the numbers are deterministic. Each inner chunk
 carries a CRC32C checksum (Zarr v3 codec) and each record the byte size of every shard object,
@@ -29,7 +30,10 @@ import json
 import math
 import os
 import tempfile
+import threading
 import time
+import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -315,6 +319,8 @@ class Family:
         self.key = layout.key
         self.prefix = f"families/{self.key}"
         self._encoders: dict[str, _ShardEncoder | None] = {}
+        self._records: Any = None  # a _RecordFile, None, or _NO_LINKS
+        self._records_lock = threading.Lock()
 
     def create(self) -> None:
         """Create the group and its arrays if missing (safe to race with other processes)."""
@@ -361,12 +367,55 @@ class Family:
                 for n in names}
 
     def commit_record(self, shard: tuple[int, ...]) -> dict[str, Any] | None:
+        """The record of ``shard``, or ``None`` if it is not committed.
+
+        A record file holds one JSON object per line (one, or the records of a whole
+        :class:`_RecordFile`); the last line naming ``shard`` is its record.
+        """
         raw = self.store.read_blob(f"{self.prefix}/commits/{shard_name(shard)}")
-        return json.loads(raw) if raw else None
+        if raw is None:
+            return None
+        for line in reversed(raw.splitlines()):
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict) and tuple(record.get("shard", ())) == shard:
+                    return record
+        return {"shard": list(shard)}  # committed (the name exists), record unreadable
 
     def commit(self, shard: tuple[int, ...], record: dict[str, Any]) -> None:
-        self.store.write_blob(f"{self.prefix}/commits/{shard_name(shard)}",
-                              json.dumps(record).encode())
+        """Publish ``record``: from now on readers and the planner see ``shard`` as present.
+
+        On a local disk the record is appended to this process's record file and the shard's
+        name is a hard link to that file (:class:`_RecordFile`); elsewhere it is an object
+        of its own, written in one PUT.
+        """
+        line = json.dumps(record).encode()
+        name = shard_name(shard)
+        with self._records_lock:
+            for _ in range(2):
+                if not self.store.local or self._records is _NO_LINKS:
+                    break
+                if self._records is None or not self._records.usable():
+                    if self._records is not None:
+                        self._records.close()
+                    self._records = _RecordFile(self.store._path(f"{self.prefix}/commits"))
+                try:
+                    if self._records.commit(line, name):
+                        return
+                except FileNotFoundError:  # its hidden name is gone (gc of an idle writer)
+                    self._records.close()
+                    self._records = None
+                    continue
+                self._records.close()  # no hard links here: a file per record from now on
+                self._records = _NO_LINKS
+        self.store.write_blob(f"{self.prefix}/commits/{name}", line)
+
+    def close(self) -> None:
+        """Close the record file of the shards committed so far (they stay committed)."""
+        with self._records_lock:
+            if isinstance(self._records, _RecordFile):
+                self._records.close()
+                self._records = None
 
     def uncommit(self, shard: tuple[int, ...]) -> None:
         self.store.delete(f"{self.prefix}/commits/{shard_name(shard)}")
@@ -559,6 +608,73 @@ def _shard_outputs(model, args: dict[str, Any], full: tuple[int, ...],
             data = np.broadcast_to(data, full).astype(dt)
         result[var] = data
     return result
+
+
+class _RecordFile:
+    """Commit records appended to one hidden file, each shard's name a hard link to it.
+
+    Creating a small file per commit record costs ~0.7 ms on ext4 (inode allocation, the
+    directory lock), as much as writing a fifth of the shard itself; appending a line and
+    linking a name costs ~0.02 ms (docs/performance.md). The line is written before the
+    link, so a reader who finds ``commits/<shard>`` finds its record in it; a link is atomic,
+    so a kill leaves a shard committed or not, never half. After :data:`RECORDS` records, or
+    when the writer closes it, the hidden name is removed; the records live on under the
+    shards' names (``cache gc`` removes the hidden file of a killed writer with the other
+    temporaries).
+    """
+
+    #: Records per file: few file creations, and a record read is one small file.
+    RECORDS = 64
+
+    def __init__(self, folder: str):
+        self.folder = folder
+        self.pid = os.getpid()
+        self.count = 0
+        self.path = os.path.join(folder, f".tmp-records-{uuid.uuid4().hex}")
+        try:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND,
+                              0o644)
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND,
+                              0o644)
+        # a writer dropped without close() (an exception, a dropped Family) still tidies up
+        self._finalizer = weakref.finalize(self, _RecordFile._release, self.fd, self.path)
+
+    def usable(self) -> bool:
+        return self.fd >= 0 and self.count < self.RECORDS and os.getpid() == self.pid
+
+    def commit(self, line: bytes, name: str) -> bool:
+        """Append ``line``, then link ``name`` to this file; ``False`` if links are refused."""
+        os.write(self.fd, line + b"\n")
+        self.count += 1
+        target = os.path.join(self.folder, name)
+        try:
+            os.link(self.path, target)
+        except FileExistsError:  # committed before (a duplicate computation): replace it
+            tmp = os.path.join(self.folder, f".tmp-link-{uuid.uuid4().hex}")
+            os.link(self.path, tmp)
+            os.replace(tmp, target)
+        except FileNotFoundError:
+            raise
+        except OSError:  # a filesystem without hard links
+            return False
+        return True
+
+    def close(self) -> None:
+        self._finalizer()
+        self.fd = -1
+
+    @staticmethod
+    def _release(fd: int, path: str) -> None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+#: Family._records where the filesystem refuses hard links: one file per record.
+_NO_LINKS: Any = object()
 
 
 class _ShardEncoder:
@@ -928,14 +1044,20 @@ def plan(spec: GridSpec, store: Store) -> Plan:
 def _shard_task(url: str, definition: dict, shard: tuple[int, ...],
                 slot_values: dict[str, dict[int, float]]) -> int:
     fam = Family(Store(url), FamilyLayout.from_definition(definition))
-    return fam.compute_shard(tuple(shard), slot_values)
+    try:
+        return fam.compute_shard(tuple(shard), slot_values)
+    finally:
+        fam.close()
 
 
 def _shards_task(url: str, definition: dict, shards: list[tuple[int, ...]],
                  slot_values: dict[str, dict[int, float]]) -> int:
     """Compute and commit several shards one after the other (each committed on its own)."""
     fam = Family(Store(url), FamilyLayout.from_definition(definition))
-    return sum(fam.compute_shard(tuple(shard), slot_values) for shard in shards)
+    try:
+        return sum(fam.compute_shard(tuple(shard), slot_values) for shard in shards)
+    finally:
+        fam.close()
 
 
 #: Most shards one dask task computes. A task costs the scheduler a few ms here, against
@@ -1023,6 +1145,8 @@ def _run_local(fam: Family, shards: list[tuple[int, ...]],
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+        finally:
+            fam.close()
     return int(sum(results))
 
 
