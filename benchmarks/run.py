@@ -209,7 +209,7 @@ def storage_limit_store(J: np.ndarray, path: Path, layout: FamilyLayout) -> floa
     def one(key):
         sel = tuple(slice(i * s, (i + 1) * s) for i, s in zip(key, sh, strict=True))
         st.write_blob("J_L/c/" + "/".join(map(str, key)),
-                      enc.encode(np.ascontiguousarray(padded[sel])))
+                      enc.encode(padded[sel]))
 
     t = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:

@@ -66,6 +66,12 @@ def block_in(row, start, m, buf):
 
 
 @numba.njit(cache=True, inline="always")
+def work_rows(work, count, m):
+    """``count`` C-contiguous rows of ``m`` points carved from a kernel's work array."""
+    return _as_c(work)[:count * m].reshape((count, m))
+
+
+@numba.njit(cache=True, inline="always")
 def block_out(row, start, m, buf):
     """Where to write ``row[start:start + m]``: the row itself if contiguous, else ``buf``."""
     if row.strides[0] == row.itemsize:
@@ -117,19 +123,23 @@ class RowKernel:
     gufunc for a pattern is built (or loaded from numba's cache) the first time it is needed.
     """
 
-    def __init__(self, body, out_types: tuple[str, ...]):
+    def __init__(self, body, out_types: tuple[str, ...], work: int = 0):
         self.body = body
         self.out_types = out_types
+        #: float64 rows of BLOCK points the body gets as one work array after its inputs,
+        #: allocated once per call instead of once per row (rows may be short)
+        self.work = work
         self._built: dict[tuple[bool, ...], Any] = {}
         self.__name__ = body.__name__
 
     def gufunc(self, varying: tuple[bool, ...]):
         fn = self._built.get(varying)
         if fn is None:
-            ins = ["f8[:]" if v else "f8" for v in varying]
+            ins = ["f8[:]" if v else "f8" for v in varying] + ["f8[:]"] * bool(self.work)
             outs = [f"{t}[:]" for t in self.out_types]
-            layout = (",".join("(n)" if v else "()" for v in varying) + "->"
-                      + ",".join(["(n)"] * len(outs)))
+            layout = (",".join(["(n)" if v else "()" for v in varying]
+                               + ["(w)"] * bool(self.work))
+                      + "->" + ",".join(["(n)"] * len(outs)))
             # built on its first call (once, under _jit's lock); setdefault keeps one per
             # pattern when threads race here
             fn = self._built.setdefault(varying, lazy_gufunc(
@@ -142,4 +152,6 @@ class RowKernel:
         if not any(varying):  # the row length must come from an input
             varying = (True, *varying[1:])
         args = [a if v else a[..., 0] for a, v in zip(inputs, varying, strict=True)]
+        if self.work:  # one per call: every row of this call reuses it, one after the other
+            args.append(np.empty(self.work * BLOCK))
         self.gufunc(varying)(*args, *outputs)

@@ -47,7 +47,7 @@ TINY = 5e-324
 
 @numba.njit(cache=True, inline="always")
 def _two_sum(a, b):
-    """``a + b = s + e`` exactly (Knuth's TwoSum); used by ``_frame``."""
+    """``a + b = s + e`` exactly (Knuth's TwoSum); used by ``frame``."""
     s = a + b
     bb = s - a
     return s, (a - (s - bb)) + (b - bb)
@@ -55,7 +55,7 @@ def _two_sum(a, b):
 
 @numba.njit(cache=True, inline="always")
 def _two_prod(a, b):
-    """``a * b = p + e`` exactly, with one fused multiply-add; used by ``_frame``.
+    """``a * b = p + e`` exactly, with one fused multiply-add; used by ``frame``.
 
     ``e`` is exact unless ``a * b`` is subnormal (then it is the usual rounding error of an
     underflowing product); ``e = 0`` where ``a * b`` overflows.
@@ -66,7 +66,8 @@ def _two_prod(a, b):
 
 
 @numba.njit(cache=True, inline="always")
-def _frame(eps, T, dT, dV, mu):
+def frame(eps, T, dT, dV, mu):
+    """``(x_L, x_R, eps - mu_L, eps - mu_R, d)`` at one point, ``d = x_R - x_L``."""
     # eps - mu_v and (eps - mu) dT + T dV are sums that cancel (eps next to mu_v, eps next
     # to eps_r): evaluate them with error-free transformations so they keep full relative
     # precision for the exact float inputs; T_L, T_R are single correctly rounded operations.
@@ -96,20 +97,27 @@ def current(eps, T, dT, dV, mu, gamma_L, gamma_R):
 
     so only the two Fermi factors the sign of ``d`` selects are evaluated, each as
     ``n / (1 + e)``; ``J_L`` is one quotient whose numerator and denominator cannot
-    overflow. Branch-free, so loops over points vectorise.
+    overflow. Branch-free, so loops over points vectorise. The three steps (the frame, the
+    three exponentials, :func:`current_from`) are separate functions so that a kernel can
+    run each as a loop of its own over a block of points (``phasemap.models``), with the
+    same bits.
     """
-    xL, xR, _, _, d = _frame(eps, T, dT, dV, mu)
+    xL, xR, _, _, d = frame(eps, T, dT, dV, mu)
+    return current_from(xL, xR, d, exp_nonpos(-abs(xL)), exp_nonpos(-abs(xR)),
+                        expm1_nonpos(-abs(d)), gamma_L, gamma_R)
+
+
+@numba.njit(cache=True, inline="always")
+def current_from(xL, xR, d, zL, zR, m, gamma_L, gamma_R):
+    """``J_L`` from ``x_L``, ``x_R``, ``d`` (:func:`frame`), ``zL = exp(-|x_L|)``,
+    ``zR = exp(-|x_R|)`` and ``m = expm1(-|d|)``."""
     neg = d <= 0.0
     # f(z) = n / (1 + e) with e = exp(-|z|) and n = e (z >= 0) or 1 (z < 0); exp(-|x_L|)
-    # and exp(-|x_R|) are the very expressions ``fermi`` evaluates, so a kernel that also
-    # wants p1 (``point``) computes each exponential once.
-    eL = exp_nonpos(-abs(xL))
-    eR = exp_nonpos(-abs(xR))
-    ea = eL if neg else eR  # factor a: f(-x_L) or f(-x_R)
-    na = (eL if xL <= 0.0 else 1.0) if neg else (eR if xR <= 0.0 else 1.0)
-    eb = eR if neg else eL  # factor b: f(x_R) or f(x_L)
-    nb = (eR if xR >= 0.0 else 1.0) if neg else (eL if xL >= 0.0 else 1.0)
-    m = expm1_nonpos(-abs(d))
+    # and exp(-|x_R|) are the very expressions ``from_current`` evaluates for p1.
+    ea = zL if neg else zR  # factor a: f(-x_L) or f(-x_R)
+    na = (zL if xL <= 0.0 else 1.0) if neg else (zR if xR <= 0.0 else 1.0)
+    eb = zR if neg else zL  # factor b: f(x_R) or f(x_L)
+    nb = (zR if xR >= 0.0 else 1.0) if neg else (zL if xL >= 0.0 else 1.0)
     # gamma_L gamma_R / (gamma_L + gamma_R) = lo / (1 + lo/hi): no intermediate overflows
     lo, hi = min(gamma_L, gamma_R), max(gamma_L, gamma_R)
     J = (((lo * m) * na) * nb) / (((1.0 + ea) * (1.0 + eb)) * (1.0 + lo / hi))
@@ -126,7 +134,7 @@ def from_current(J, eps, T, dT, dV, mu, gamma_L, gamma_R):
     Uses exactly the arithmetic of :func:`point`, so outputs derived from a stored ``J_L``
     are bit-identical to those computed together with it.
     """
-    xL, xR, eL, eR, d = _frame(eps, T, dT, dV, mu)
+    xL, xR, eL, eR, d = frame(eps, T, dT, dV, mu)
     # p1 = (gamma_L f_L + gamma_R f_R) / (gamma_L + gamma_R) = (w_L f_L + w_R f_R) / (1 + r)
     # with r = lo/hi <= 1 and weights (r, 1) or (1, r): nothing overflows. With
     # f_v = n_v / (1 + z_v) (as in ``current``: the same exponentials) it is one quotient of
