@@ -476,3 +476,39 @@ def test_a_recommitted_shard_and_a_removed_record_file_name(tmp_path):
     assert not list((Path(store.root) / "families").glob("*/commits/.*"))
     assert fam.committed() == set(store.family(FamilyLayout.from_spec(spec),
                                                create=False).committed())
+
+
+def test_an_error_in_one_shard_stops_the_rest_and_keeps_what_was_committed(tmp_path,
+                                                                          monkeypatch):
+    """The embedded scheduler: the error reaches the caller, no shard starts after it beyond
+    the few already handed to the pool, and every shard committed before it stays usable."""
+    from phasemap.cluster import usable_cores
+    from phasemap.store import core
+
+    spec = grid(T=[3.0 + 0.5 * i for i in range(40)])  # 40 explicit values: 80 shards
+    store = Store(tmp_path / "store")
+    layout = FamilyLayout.from_spec(spec)
+    real = core.Family.compute_shard
+    started = []
+
+    def failing(self, shard, slot_values):
+        started.append(shard)
+        if len(started) == 5:
+            raise RuntimeError("disk on fire")
+        return real(self, shard, slot_values)
+
+    monkeypatch.setattr(core.Family, "compute_shard", failing)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        compute(spec, store)
+    total = len(core.plan(spec, store).needed)
+    threads = min(usable_cores(), total)
+    # at most the tasks in the pool's hands when the error surfaced (twice the threads)
+    assert 5 <= len(started) <= 5 + 2 * threads < total
+    fam = store.family(layout, create=False)
+    assert len(fam.committed()) <= len(started) - 1
+    assert store.verify() == []
+    monkeypatch.setattr(core.Family, "compute_shard", real)
+    kept = len(fam.committed())
+    again = compute(spec, store)
+    assert again.attrs["points_computed"] == (total - kept) * layout.shard_points
+    assert_bitwise_equal(again, phasemap.evaluate_spec(spec))

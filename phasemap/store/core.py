@@ -1133,16 +1133,21 @@ def _run_local(fam: Family, shards: list[tuple[int, ...]],
                progress: Callable[[int, int, int], None] | None = None) -> int:
     """Compute and commit ``shards`` on a thread per core of this process; return points.
 
-    The embedded default: dask's threaded scheduler, one task per shard, on a pool of its
-    own. The kernels, the codecs and file I/O release the GIL, so the threads use every
+    The embedded default: dask's local scheduler, one task per shard, on a thread pool of
+    its own. The kernels, the codecs and file I/O release the GIL, so the threads use every
     core; a task costs ~0.1 ms of scheduling against ~10 ms per shard, where a task on a
-    ``distributed`` LocalCluster cost 2-7 ms (docs/performance.md). ``progress`` is called
+    ``distributed`` LocalCluster cost 2-7 ms (docs/performance.md). Twice as many tasks as
+    threads are handed to the pool at a time, so a thread that finishes a shard starts the
+    next one at once instead of waiting for this thread to be scheduled and take the GIL
+    (which left each thread idle ~0.7 ms between shards, up to the 5 ms GIL switch
+    interval). ``progress`` is called
     from this (the calling) thread after every committed shard. On an error or an interrupt
     no new shard is started, the ones in flight finish (each still commits only after its
     bytes), and the error is raised here.
     """
     import concurrent.futures
 
+    import dask.local
     import dask.threaded
     from dask.callbacks import Callback
 
@@ -1164,7 +1169,10 @@ def _run_local(fam: Family, shards: list[tuple[int, ...]],
     with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="phasemap-shard"
                                                ) as pool:
         try:
-            results = dask.threaded.get(graph, keys, pool=pool, callbacks=[_Progress()._callback])
+            results = dask.local.get_async(pool.submit, 2 * threads, graph, keys,
+                                           get_id=threading.get_ident,
+                                           pack_exception=dask.threaded.pack_exception,
+                                           callbacks=[_Progress()._callback])
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
