@@ -512,3 +512,35 @@ def test_an_error_in_one_shard_stops_the_rest_and_keeps_what_was_committed(tmp_p
     again = compute(spec, store)
     assert again.attrs["points_computed"] == (total - kept) * layout.shard_points
     assert_bitwise_equal(again, phasemap.evaluate_spec(spec))
+
+
+def test_shard_points_outside_the_domain_are_stored_as_nan(tmp_path):
+    """A shard reaches past its window; where its lattice values leave the model's domain
+    (here T_R = T - dT/2 <= 0 below the window's lowest T) the stored J_L is NaN, and
+    every other point holds the kernel's value."""
+    from phasemap.physics.single_level import single_level
+
+    spec = GridSpec.from_dict({"model": "single_level", "params": {"dT": 0.8, "dV": 1.0},
+                               "axes": {"eps": {"start": -2.0, "stop": 2.0, "num": 5},
+                                        "T": {"start": 0.5, "stop": 2.0, "num": 4}}})
+    store = Store(tmp_path / "store")
+    ds = compute(spec, store)
+    layout = FamilyLayout.from_spec(spec)
+    fam = store.family(layout, create=False)
+    eps_ax, T_ax = layout.axes
+    seen_bad = seen_good = 0
+    for shard in sorted(fam.committed()):
+        eps = eps_ax.shard_values(shard[0])[:, None]
+        T = T_ax.shard_values(shard[1])[None, :]
+        region = tuple(slice(i * ax.shard, (i + 1) * ax.shard)
+                       for ax, i in zip(layout.axes, shard, strict=True))
+        stored = fam.array("J_L")[region]
+        bad = np.broadcast_to((T <= 0) | (T - 0.4 <= 0), stored.shape)
+        assert np.isnan(stored[bad]).all()
+        expected = np.broadcast_to(single_level(eps, np.where(bad, 1.0, T), 0.8,
+                                                         1.0)["J_L"], stored.shape)
+        assert np.array_equal(stored[~bad], expected[~bad])
+        seen_bad += int(bad.sum())
+        seen_good += int((~bad).sum())
+    assert seen_bad and seen_good
+    assert np.isfinite(ds.J_L.values).all()

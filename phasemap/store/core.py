@@ -320,6 +320,7 @@ class Family:
         self.prefix = f"families/{self.key}"
         self._encoders: dict[str, _ShardEncoder | None] = {}
         self._records: Any = None  # a _RecordFile, None, or _NO_LINKS
+        self._axes_cache: dict[tuple[int, int, bool], tuple[np.ndarray, np.ndarray]] = {}
         self._records_lock = threading.Lock()
 
     def create(self) -> None:
@@ -457,7 +458,6 @@ class Family:
         """
         model = get_model(self.layout.model)
         full = self.layout.shard_shape
-        ndim = len(full)
         encoders = {var: self._encoder(var) for var in self.layout.stored}
         fast = bool(shard) and all(e is not None and e.shard_shape == full
                                    and e.inner == self.layout.inner_shape
@@ -466,16 +466,12 @@ class Family:
         grid = tuple(s // i for s, i in zip(full, inner, strict=True))
         shape = grid + inner if fast else full
         args: dict[str, Any] = dict(self.layout.params)
+        checked: dict[str, np.ndarray] = {}
         for i, (ax, idx) in enumerate(zip(self.layout.axes, shard, strict=True)):
-            axis_shape = [1] * len(shape)
-            if fast:  # axis i is split into (grid[i], inner[i]) at positions i and ndim + i
-                axis_shape[i], axis_shape[ndim + i] = grid[i], inner[i]
-            else:
-                axis_shape[i] = -1
-            args[ax.name] = ax.shard_values(idx, slot_values.get(ax.name)).reshape(axis_shape)
+            args[ax.name], checked[ax.name] = self._axis_values(i, idx, slot_values, fast)
         with np.errstate(all="ignore"):  # points outside the domain are masked just below
             outs = _shard_outputs(model, args, shape, self.layout)
-        invalid = _invalid_points(model, args, shape)
+        invalid = _invalid_points(model, args, shape, checked)
         sizes = {}
         region = tuple(slice(i * ax.shard, (i + 1) * ax.shard)
                        for ax, i in zip(self.layout.axes, shard, strict=True))
@@ -495,6 +491,27 @@ class Family:
         self.commit(shard, {"shard": list(shard), "points": math.prod(full), "sizes": sizes,
                             "time": _utcnow(), "phasemap_version": __version__})
         return math.prod(full)
+
+    def _axis_values(self, i: int, idx: int, slot_values: dict[str, dict[int, float]],
+                     fast: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Axis ``i``'s coordinates in shard index ``idx``, shaped to broadcast over the shard
+        (``grid + inner`` when ``fast``), and their parameter-range violations; cached, as
+        every shard along the other axes shares them (a slot's value never changes)."""
+        key = (i, idx, fast)
+        hit = self._axes_cache.get(key)
+        if hit is None:
+            ax = self.layout.axes[i]
+            ndim = len(self.layout.axes)
+            shape = [1] * (2 * ndim if fast else ndim)
+            if fast:  # axis i is split into (grid[i], inner[i]) at positions i and ndim + i
+                shape[i], shape[ndim + i] = ax.shard // ax.inner, ax.inner
+            else:
+                shape[i] = -1
+            values = ax.shard_values(idx, slot_values.get(ax.name)).reshape(shape)
+            values.flags.writeable = False
+            param = get_model(self.layout.model).parameter(ax.name)
+            hit = self._axes_cache[key] = (values, param.violates(values))
+        return hit
 
     def _encoder(self, var: str) -> _ShardEncoder | None:
         if var not in self._encoders:  # the array's metadata, read once per Family
@@ -585,11 +602,17 @@ class Family:
         return bad
 
 
-def _invalid_points(model, args, shape) -> np.ndarray | None:
-    """Mask of shard points outside the model's domain (they are stored as NaN)."""
+def _invalid_points(model, args, shape, checked: dict[str, np.ndarray] | None = None
+                    ) -> np.ndarray | None:
+    """Mask of shard points outside the model's domain (they are stored as NaN).
+
+    ``checked`` holds parameters' range violations already known (per axis, cached).
+    """
     # Checked on the per-axis arrays first: only a shard that has a bad point pays for a
     # full-shape mask.
-    masks = [p.violates(np.asarray(args[p.name], dtype=float))
+    checked = checked or {}
+    masks = [checked[p.name] if p.name in checked
+             else p.violates(np.asarray(args[p.name], dtype=float))
              for p in model.parameters if p.name in args]
     for con in model.constraints:
         vals = [np.asarray(args.get(n, model.defaults()[n]), dtype=float) for n in con.params]
