@@ -72,6 +72,13 @@ def work_rows(work, count, m):
 
 
 @numba.njit(cache=True, inline="always")
+def work_codes(work, row, count, m):
+    """``count`` C-contiguous int8 rows of ``m`` points in the memory of the work array's
+    float64 row ``row`` (of ``m`` points) and onwards: buffers for label outputs."""
+    return numba.carray(_voidptr(work.ctypes.data + row * m * 8), (count, m), np.int8)
+
+
+@numba.njit(cache=True, inline="always")
 def block_out(row, start, m, buf):
     """Where to write ``row[start:start + m]``: the row itself if contiguous, else ``buf``."""
     if row.strides[0] == row.itemsize:

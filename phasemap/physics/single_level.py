@@ -135,12 +135,18 @@ def from_current(J, eps, T, dT, dV, mu, gamma_L, gamma_R):
     are bit-identical to those computed together with it.
     """
     xL, xR, eL, eR, d = frame(eps, T, dT, dV, mu)
+    return outputs_from(J, xL, xR, eL, eR, d, exp_nonpos(-abs(xL)), exp_nonpos(-abs(xR)), dV,
+                        gamma_L, gamma_R)
+
+
+@numba.njit(cache=True, inline="always")
+def outputs_from(J, xL, xR, eL, eR, d, zL, zR, dV, gamma_L, gamma_R):
+    """``(Q_L, Q_R, P, s, p1)`` from ``J_L``, the frame (:func:`frame`), ``zL = exp(-|x_L|)``
+    and ``zR = exp(-|x_R|)``: the last step of :func:`from_current`."""
     # p1 = (gamma_L f_L + gamma_R f_R) / (gamma_L + gamma_R) = (w_L f_L + w_R f_R) / (1 + r)
     # with r = lo/hi <= 1 and weights (r, 1) or (1, r): nothing overflows. With
     # f_v = n_v / (1 + z_v) (as in ``current``: the same exponentials) it is one quotient of
     # positive terms, so no cancellation and one division.
-    zL = exp_nonpos(-abs(xL))
-    zR = exp_nonpos(-abs(xR))
     nL = zL if xL >= 0.0 else 1.0
     nR = zR if xR >= 0.0 else 1.0
     r = min(gamma_L, gamma_R) / max(gamma_L, gamma_R)
