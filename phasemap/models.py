@@ -170,6 +170,14 @@ POSITIVE_LEAD_TEMPERATURES = Constraint(
 
 
 @numba.njit(cache=True, inline="always")
+def _inputs(eps, T, dT, dV, mu, gL, gR, start, m, w):
+    """The seven parameters' blocks at ``start`` (buffers in work rows 0-6 if needed)."""
+    return (block(eps, start, m, w[0]), block(T, start, m, w[1]), block(dT, start, m, w[2]),
+            block(dV, start, m, w[3]), block(mu, start, m, w[4]), block(gL, start, m, w[5]),
+            block(gR, start, m, w[6]))
+
+
+@numba.njit(cache=True, inline="always")
 def _frame_stage(x0, x1, x2, x3, x4, m, xL, xR, eL, eR, d):
     for k in range(m):
         xL[k], xR[k], eL[k], eR[k], d[k] = _sl.frame(at(x0, k), at(x1, k), at(x2, k), at(x3, k),
@@ -180,6 +188,15 @@ def _frame_stage(x0, x1, x2, x3, x4, m, xL, xR, eL, eR, d):
 def _exp_stage(x, m, z):
     for k in range(m):
         z[k] = exp_nonpos(-abs(x[k]))
+
+
+@numba.njit(cache=True, inline="always")
+def _current_stage(x5, x6, m, xL, xR, d, zL, zR, em, y):
+    """``J_L`` into ``y``: ``expm1(-|d|)`` into ``em``, then the quotient."""
+    for k in range(m):
+        em[k] = expm1_nonpos(-abs(d[k]))
+    for k in range(m):
+        y[k] = _sl.current_from(xL[k], xR[k], d[k], zL[k], zR[k], em[k], at(x5, k), at(x6, k))
 
 
 @numba.njit(cache=True, inline="always")
@@ -213,10 +230,7 @@ def _fused_body(eps, T, dT, dV, mu, gL, gR, work, J, QL, QR, P, s, p1, regime, m
     xL, xR, eL, eR, d, zL, zR, em = w[7], w[8], w[9], w[10], w[11], w[12], w[13], w[14]
     for start in range(0, n, BLOCK):
         m = min(BLOCK, n - start)
-        x0, x1, x2 = block(eps, start, m, w[0]), block(T, start, m, w[1]), \
-            block(dT, start, m, w[2])
-        x3, x4 = block(dV, start, m, w[3]), block(mu, start, m, w[4])
-        x5, x6 = block(gL, start, m, w[5]), block(gR, start, m, w[6])
+        x0, x1, x2, x3, x4, x5, x6 = _inputs(eps, T, dT, dV, mu, gL, gR, start, m, w)
         y0, y1, y2 = block_out(J, start, m, w[15]), block_out(QL, start, m, w[16]), \
             block_out(QR, start, m, w[17])
         y3, y4, y5 = block_out(P, start, m, w[18]), block_out(s, start, m, w[19]), \
@@ -225,11 +239,7 @@ def _fused_body(eps, T, dT, dV, mu, gL, gR, work, J, QL, QR, P, s, p1, regime, m
         _frame_stage(x0, x1, x2, x3, x4, m, xL, xR, eL, eR, d)
         _exp_stage(xL, m, zL)
         _exp_stage(xR, m, zR)
-        for k in range(m):
-            em[k] = expm1_nonpos(-abs(d[k]))
-        for k in range(m):
-            y0[k] = _sl.current_from(xL[k], xR[k], d[k], zL[k], zR[k], em[k], at(x5, k),
-                                     at(x6, k))
+        _current_stage(x5, x6, m, xL, xR, d, zL, zR, em, y0)
         _outputs_stage(y0, x3, x5, x6, m, xL, xR, eL, eR, d, zL, zR, y1, y2, y3, y4, y5)
         _label_stage(x2, x3, m, y0, y1, y2, y3, c0, c1)
         for a, row in enumerate((J, QL, QR, P, s, p1)):
@@ -246,11 +256,8 @@ def _derive_body(J, eps, T, dT, dV, mu, gL, gR, work, QL, QR, P, s, p1, regime, 
     xL, xR, eL, eR, d, zL, zR = w[8], w[9], w[10], w[11], w[12], w[13], w[14]
     for start in range(0, n, BLOCK):
         m = min(BLOCK, n - start)
-        xj, x0, x1 = block(J, start, m, w[7]), block(eps, start, m, w[0]), \
-            block(T, start, m, w[1])
-        x2, x3, x4 = block(dT, start, m, w[2]), block(dV, start, m, w[3]), \
-            block(mu, start, m, w[4])
-        x5, x6 = block(gL, start, m, w[5]), block(gR, start, m, w[6])
+        xj = block(J, start, m, w[7])
+        x0, x1, x2, x3, x4, x5, x6 = _inputs(eps, T, dT, dV, mu, gL, gR, start, m, w)
         y1, y2, y3 = block_out(QL, start, m, w[15]), block_out(QR, start, m, w[16]), \
             block_out(P, start, m, w[17])
         y4, y5 = block_out(s, start, m, w[18]), block_out(p1, start, m, w[19])
@@ -278,23 +285,14 @@ def _current_body(eps, T, dT, dV, mu, gL, gR, work, J):
     xL, xR, d, zL, zR, em = w[7], w[8], w[9], w[10], w[11], w[12]
     for start in range(0, n, BLOCK):
         m = min(BLOCK, n - start)
-        x0, x1, x2 = block(eps, start, m, w[0]), block(T, start, m, w[1]), \
-            block(dT, start, m, w[2])
-        x3, x4 = block(dV, start, m, w[3]), block(mu, start, m, w[4])
-        x5, x6 = block(gL, start, m, w[5]), block(gR, start, m, w[6])
-        for k in range(m):
+        x0, x1, x2, x3, x4, x5, x6 = _inputs(eps, T, dT, dV, mu, gL, gR, start, m, w)
+        for k in range(m):  # the frame without eps - mu_v, which only Q_L, Q_R need
             a, c, _, _, e = _sl.frame(at(x0, k), at(x1, k), at(x2, k), at(x3, k), at(x4, k))
             xL[k], xR[k], d[k] = a, c, e
-        for k in range(m):
-            zL[k] = exp_nonpos(-abs(xL[k]))
-        for k in range(m):
-            zR[k] = exp_nonpos(-abs(xR[k]))
-        for k in range(m):
-            em[k] = expm1_nonpos(-abs(d[k]))
+        _exp_stage(xL, m, zL)
+        _exp_stage(xR, m, zR)
         y = block_out(J, start, m, w[13])
-        for k in range(m):
-            y[k] = _sl.current_from(xL[k], xR[k], d[k], zL[k], zR[k], em[k], at(x5, k),
-                                    at(x6, k))
+        _current_stage(x5, x6, m, xL, xR, d, zL, zR, em, y)
         block_done(w[13], start, m, J)
 
 

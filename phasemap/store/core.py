@@ -671,13 +671,8 @@ class _RecordFile:
         self.pid = os.getpid()
         self.count = 0
         self.path = os.path.join(folder, f".tmp-records-{uuid.uuid4().hex}")
-        try:
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND,
-                              0o644)
-        except FileNotFoundError:
-            os.makedirs(folder, exist_ok=True)
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND,
-                              0o644)
+        os.makedirs(folder, exist_ok=True)  # once per RECORDS commits
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         # a writer dropped without close() (an exception, a dropped Family) still tidies up
         self._finalizer = weakref.finalize(self, _RecordFile._release, self.fd, self.path)
 
