@@ -32,6 +32,13 @@ def usable_cores() -> int:
         (os.cpu_count() or 1)
 
 
+#: Keyword arguments that keep an in-process LocalCluster's endpoints on loopback: distributed
+#: starts HTTP servers for the scheduler and the workers even without a dashboard, and they
+#: would otherwise listen on every interface.
+LOOPBACK_CLUSTER = {"dashboard_address": None, "worker_dashboard_address": "127.0.0.1:0",
+                    "scheduler_kwargs": {"dashboard": False, "dashboard_address": "127.0.0.1:0"}}
+
+
 def cluster_config_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "pipelines" / "cluster"
 
@@ -43,7 +50,7 @@ def embedded_client(n_threads: int | None = None) -> Iterator[Any]:
 
     threads = n_threads or usable_cores()
     with LocalCluster(n_workers=1, threads_per_worker=threads, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      **LOOPBACK_CLUSTER) as cluster, Client(cluster) as client:
         yield client
 
 

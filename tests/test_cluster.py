@@ -2,7 +2,8 @@
 
 * a real ``dask scheduler`` and two ``dask worker`` processes on loopback, used through a
   scheduler file and through its ``tcp://`` address;
-* a single-node SLURM cluster (``.ci/slurm-up.sh``) used through dask-jobqueue.
+* a single-node SLURM cluster used through dask-jobqueue (``.ci/run`` starts it with
+  ``.ci/slurm-up.sh``; the tests only use it).
 
 Both must give the same bytes as the embedded cluster. The job-queue YAML files shipped in
 ``pipelines/cluster/`` are checked to be valid dask-jobqueue arguments.
@@ -112,7 +113,8 @@ def test_scheduler_file_and_address_on_a_loopback_cluster(tmp_path, embedded,
             time.sleep(0.1)
         for i in range(2):
             procs.append(_start([sys.executable, "-m", "dask", "worker", "--scheduler-file",
-                                 str(sched_file), "--nthreads", "1", "--no-nanny",
+                                 str(sched_file), "--host", "127.0.0.1", "--nthreads", "1",
+                                 "--no-nanny",
                                  "--no-dashboard", "--name", f"w{i}", "--local-directory",
                                  str(tmp_path / f"w{i}")], workers_cwd,
                                 tmp_path / f"worker{i}.log"))
@@ -149,7 +151,9 @@ def test_scheduler_file_and_address_on_a_loopback_cluster(tmp_path, embedded,
         seen = client.run_on_scheduler(prefixes)
         shard_tasks = {k: v for k, v in seen.items() if "shard" in k}
         assert shard_tasks, seen
-        assert len(client.scheduler_info(n_workers=-1)["workers"]) == 2
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        assert len(workers) == 2
+        assert all(w.startswith("tcp://127.0.0.1:") for w in workers), workers
     finally:
         if client is not None:
             client.close()
@@ -171,22 +175,12 @@ def _slurm_node_up() -> bool:
                for s in out.split())
 
 
-def _ensure_slurm() -> None:
-    """Use the running single-node SLURM, or start it with .ci/slurm-up.sh; else skip."""
-    if _slurm_node_up():
-        return
-    script = REPO / ".ci" / "slurm-up.sh"
-    if not script.exists():
-        pytest.skip("slurm is not running and .ci/slurm-up.sh is missing")
-    try:
-        res = subprocess.run(["bash", str(script)], capture_output=True, text=True,
-                             timeout=300)
-    except subprocess.TimeoutExpired:
-        pytest.skip("slurm could not start: .ci/slurm-up.sh timed out after 300 s")
-    if res.returncode != 0 or not _slurm_node_up():
-        tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
-        pytest.skip(f"slurm could not start here (.ci/slurm-up.sh exit {res.returncode}): "
-                    + " | ".join(tail))
+def _require_slurm() -> None:
+    """Use the running single-node SLURM; the tests never start it (``.ci/run`` does, with
+    ``.ci/slurm-up.sh``, and stops it afterwards). Skipped without it (a failure under CI)."""
+    if not _slurm_node_up():
+        pytest.skip("no SLURM node is up: start one with `bash .ci/slurm-up.sh` "
+                    "(.ci/run does), stop it with `bash .ci/slurm-down.sh`")
 
 
 def _squeue(job_name: str) -> list[str]:
@@ -197,7 +191,7 @@ def _squeue(job_name: str) -> list[str]:
 
 @pytest.mark.cluster
 def test_slurm_cluster_through_dask_jobqueue(tmp_path, embedded):
-    _ensure_slurm()
+    _require_slurm()
     ref, ref_root = embedded
     job_name = f"phasemap-test-{uuid.uuid4().hex[:8]}"
     logs = tmp_path / "slurm-logs"
@@ -245,3 +239,19 @@ def test_shipped_jobqueue_configs_are_valid_arguments(kind):
     job_cls = getattr(dask_jobqueue, JOBQUEUE[kind]).job_cls
     script = job_cls(scheduler="tcp://127.0.0.1:8786", name="check", **config).job_script()
     assert "distributed.cli.dask_worker" in script and "tcp://127.0.0.1:8786" in script
+
+
+def test_embedded_client_listens_on_loopback_only():
+    """distributed opens HTTP endpoints even without a dashboard: none on a public address."""
+    import psutil
+
+    from phasemap.cluster import embedded_client
+
+    before = {c.laddr for c in psutil.Process().net_connections(kind="inet")
+              if c.status == psutil.CONN_LISTEN}
+    with embedded_client(1) as client:
+        assert client.submit(sum, [1, 2]).result() == 3
+        listening = [c.laddr for c in psutil.Process().net_connections(kind="inet")
+                     if c.status == psutil.CONN_LISTEN and c.laddr not in before]
+    assert listening, "expected the cluster's HTTP endpoints"
+    assert all(addr.ip in ("127.0.0.1", "::1") for addr in listening), listening

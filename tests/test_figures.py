@@ -17,7 +17,7 @@ pytest.importorskip("holoviews")
 def client():
     distributed = pytest.importorskip("distributed")
     with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
-                            dashboard_address=":0") as c:
+                            dashboard_address=None) as c:
         yield c
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import httpx
 import pytest
 import schemathesis
+from conftest import FUZZ_CASES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -44,7 +45,13 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 @schema.parametrize()
 @FUZZ
 def test_no_server_errors(case):
+    FUZZ_CASES["sent"] += 1
     case.call_and_validate(headers=AUTH, checks=[not_a_server_error], timeout=60)
+
+
+def test_the_fuzzer_sent_requests():
+    """Runs after the schema cases (file order): a fuzz run of zero cases is a failure."""
+    assert FUZZ_CASES["sent"] > 0, "schemathesis generated no case (plugin broken?)"
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +77,7 @@ def test_reads_of_a_real_dataset_never_fail_on_the_server(dataset, query, what):
     url, rid = dataset
     params = {k: (v if isinstance(v, str) else repr(v) if isinstance(v, float) else v)
               for k, v in query.items()}
+    FUZZ_CASES["sent"] += 1
     r = httpx.get(f"{url}/api/grids/{rid}/{what}", params=params, timeout=60)
     assert r.status_code < 500, (params, r.status_code, r.text[:500])
     if r.status_code == 200 and r.headers["content-type"].startswith("application/json"):
