@@ -22,7 +22,7 @@ from . import accessor as _accessor  # noqa: F401  (datasets carry ds.phasemap)
 from .cluster import usable_cores
 from .errors import ParameterError
 from .grid import GridSpec, as_input, canonical_chunks, validate_inputs
-from .models import OUTPUT_DTYPES, Model, get_model
+from .models import Model, get_model
 from .variables import apply_attrs
 
 #: Above this many points evaluate returns a dask-backed (lazy) dataset.
@@ -53,7 +53,7 @@ def _block_kernel(model: Model, names: tuple[str, ...], dtype: np.dtype,
             out = _parallel_kernel(model, params)
         else:
             out = model.kernel(**params)
-        return tuple(out[o] if OUTPUT_DTYPES[o].kind == "i" else out[o].astype(dtype, copy=False)
+        return tuple(out[o].astype(model.dtype_of(o, dtype), copy=False)
                      for o in model.outputs)
     return kernel
 
@@ -90,7 +90,7 @@ def _parallel_kernel(model: Model, params: dict[str, np.ndarray]) -> dict[str, n
         index[axis] = slice(lo, hi)
         return tuple(index)
 
-    out = ({o: np.empty(shape, dtype=OUTPUT_DTYPES[o]) for o in model.outputs}
+    out = ({o: np.empty(shape, dtype=model.dtype_of(o)) for o in model.outputs}
            if model.kernel_out else None)
 
     def run(lo: int, hi: int):
@@ -148,8 +148,9 @@ def evaluate(model: str | Model = "single_level", *, chunks: Mapping[str, int] |
     Returns
     -------
     xarray.Dataset
-        ``J_L, Q_L, Q_R, P, s, p1`` (float) and ``regime, machine`` (int8, CF flags); fixed
-        parameters become scalar coordinates. Attributes name the model and its version.
+        The model's outputs (``model.outputs``: quantities as floats, labels as int8 with CF
+        flags); fixed parameters become scalar coordinates. Attributes name the model, its
+        version and its reference.
     """
     m = get_model(model)
     fdtype = _float_dtype(dtype)
@@ -180,8 +181,7 @@ def evaluate(model: str | Model = "single_level", *, chunks: Mapping[str, int] |
                   for k, v in inputs.items()}
 
     names = tuple(inputs)
-    out_dtypes = [OUTPUT_DTYPES[o] if OUTPUT_DTYPES[o].kind == "i" else fdtype
-                  for o in m.outputs]
+    out_dtypes = [m.dtype_of(o, fdtype) for o in m.outputs]
     results = xr.apply_ufunc(
         _block_kernel(m, names, fdtype, parallel=not lazy),
         *[inputs[n] for n in names],
@@ -214,8 +214,8 @@ def evaluate(model: str | Model = "single_level", *, chunks: Mapping[str, int] |
         "model_version": m.version,
         "phasemap_version": __version__,
         "title": f"phasemap evaluation of model {m.name}",
-        "references": "Y. Zhang and X. Lü, Phys. Rev. E 111, 044112 (2025), arXiv:2408.07882",
-    })
+        "references": m.references,
+    }, model=m)
 
 
 def evaluate_spec(spec: GridSpec, *, lazy: bool | None = None) -> xr.Dataset:

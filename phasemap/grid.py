@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import GridTooLargeError, ParameterError
-from .models import OUTPUT_DTYPES, Model, get_model
+from .models import Model, get_model
 
 #: Default limit on grid points; override with ``PHASEMAP_MAX_POINTS`` or ``max_points=``.
 DEFAULT_MAX_POINTS = 10**10
@@ -45,9 +45,7 @@ def max_points_default() -> int:
 
 
 def bytes_per_point(model: Model, dtype: str = "float64") -> int:
-    size = np.dtype(dtype).itemsize
-    return sum(1 if d.kind == "i" else size for d in
-               (OUTPUT_DTYPES[o] for o in model.outputs))
+    return sum(model.dtype_of(o, dtype).itemsize for o in model.outputs)
 
 
 # --- axes -------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numba
 import numpy as np
@@ -21,12 +22,74 @@ from .errors import ParameterError
 from .physics import pauli as _pauli
 from .physics import single_level as _sl
 from .physics._vecmath import exp_nonpos, expm1_nonpos
+from .variables import VARIABLES
 
 Kernel = Callable[..., dict[str, np.ndarray]]
 
+
+@dataclass(frozen=True)
+class Output:
+    """One output of a model: what it is, its units and how it is stored.
+
+    ``dtype`` is ``"f8"`` for a physical quantity (stored as float64 or float32, as a grid asks)
+    or ``"i1"`` for a label, whose codes are the indices of ``flags`` (CF ``flag_values`` and
+    ``flag_meanings``). ``signed`` quantities change sign across the grid (plots centre their
+    colour map on 0); unsigned ones (probabilities, noise, efficiencies) do not.
+    """
+
+    name: str
+    units: str = "1"
+    long_name: str = ""
+    symbol: str = ""
+    dtype: str = "f8"
+    flags: tuple[str, ...] = ()
+    signed: bool = True
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("f8", "i1"):
+            raise ValueError(f"output {self.name!r}: dtype must be 'f8' or 'i1', "
+                             f"not {self.dtype!r}")
+        if (self.dtype == "i1") != bool(self.flags):
+            raise ValueError(f"output {self.name!r}: a label (dtype 'i1') needs flags, "
+                             "and only a label has them")
+
+    @property
+    def is_label(self) -> bool:
+        return self.dtype == "i1"
+
+    def numpy_dtype(self, float_dtype: Any = np.float64) -> np.dtype:
+        """The array dtype: int8 for labels, ``float_dtype`` for quantities."""
+        return np.dtype("int8") if self.is_label else np.dtype(float_dtype)
+
+    def attrs(self) -> dict[str, Any]:
+        """CF attributes (units, long_name, flag_values/flag_meanings) and the plot symbol."""
+        out: dict[str, Any] = {"long_name": self.long_name or self.name,
+                               "symbol": self.symbol or self.name}
+        if self.is_label:
+            out["flag_values"] = np.arange(len(self.flags), dtype=np.int8)
+            out["flag_meanings"] = " ".join(self.flags)
+        else:
+            out["units"] = self.units
+        return out
+
+
+def standard_output(name: str) -> Output:
+    """The declaration of an output named in phasemap's table of quantities.
+
+    Models may name outputs of :data:`phasemap.variables.VARIABLES` by their name alone
+    (``"J_L"``, ``"regime"``, ...); anything else they declare with :class:`Output`.
+    """
+    entry = VARIABLES.get(name)
+    if entry is None or entry.get("kind") == "parameter":
+        raise ValueError(f"output {name!r} is not in phasemap.variables.VARIABLES: declare it "
+                         "with phasemap.models.Output(name, units=..., long_name=...)")
+    flags = tuple(entry["flag_meanings"].split()) if "flag_meanings" in entry else ()
+    return Output(name, units=entry.get("units", "1"), long_name=entry.get("long_name", name),
+                  symbol=entry.get("symbol", name), dtype="i1" if flags else "f8",
+                  flags=flags, signed=entry.get("signed", not flags))
+
+
 OUTPUTS = ("J_L", "Q_L", "Q_R", "P", "s", "p1", "regime", "machine")
-OUTPUT_DTYPES = {name: np.dtype("int8") if name in ("regime", "machine") else np.dtype("f8")
-                 for name in OUTPUTS}
 
 
 @dataclass(frozen=True)
@@ -34,6 +97,8 @@ class Parameter:
     """One model parameter.
 
     ``lower``/``upper`` bound the valid range; ``lower_open`` makes the lower bound strict.
+    ``symbol`` and ``description`` label it in plots and metadata (the symbol defaults to the
+    name; parameters of phasemap's table take its symbol and long name).
     """
 
     name: str
@@ -43,6 +108,7 @@ class Parameter:
     upper: float = math.inf
     lower_open: bool = False
     description: str = ""
+    symbol: str = ""
 
     def allowed(self) -> str:
         lo = "(" if self.lower_open or math.isinf(self.lower) else "["
@@ -54,6 +120,13 @@ class Parameter:
         bad |= (values <= self.lower) if self.lower_open else (values < self.lower)
         bad |= values > self.upper
         return bad
+
+    def attrs(self) -> dict[str, Any]:
+        """CF attributes of the parameter as a coordinate."""
+        known = VARIABLES.get(self.name, {})
+        return {"units": self.units,
+                "long_name": known.get("long_name") or self.description or self.name,
+                "symbol": self.symbol or known.get("symbol") or self.name}
 
 
 @dataclass(frozen=True)
@@ -70,18 +143,25 @@ class Constraint:
 
 @dataclass(frozen=True)
 class Model:
-    """A registered model: parameters, outputs, version and kernel."""
+    """A registered model: parameters, outputs, version and kernel.
+
+    ``outputs`` lists the model's outputs in order, each an :class:`Output` or the name of one
+    in phasemap's table (``"J_L"``); after construction ``outputs`` holds the names and
+    :meth:`output` the declarations. Every layer above this one (evaluate, the store, the
+    CLI, the HTTP API, the explorer, the figures) reads names, units, dtypes and labels from
+    here, so a registered model works everywhere with no other change.
+    """
 
     name: str
     version: str
     description: str
     parameters: tuple[Parameter, ...]
     kernel: Kernel
-    outputs: tuple[str, ...] = OUTPUTS
+    outputs: tuple[Any, ...] = OUTPUTS
     constraints: tuple[Constraint, ...] = ()
     closed_form: bool = False
-    #: Outputs the store keeps; the others are derived on read by ``derive``.
-    stored: tuple[str, ...] = OUTPUTS
+    #: Outputs the store keeps; the others are derived on read by ``derive``. Default: all.
+    stored: tuple[str, ...] | None = None
     #: ``derive(stored_outputs: dict, **params) -> dict`` of the outputs not stored.
     derive: Callable[..., dict[str, np.ndarray]] | None = None
     #: ``store_kernel(out=None, **params) -> dict`` of the ``stored`` outputs only, bit-identical
@@ -91,7 +171,31 @@ class Model:
     #: ``kernel`` also takes ``out=``: a dict of every output, preallocated (float outputs
     #: float64, labels int8) in the broadcast shape, which it fills and returns.
     kernel_out: bool = False
+    #: Citation of the model's source (dataset attribute ``references``).
+    references: str = ""
     extra: Mapping[str, object] = field(default_factory=dict)
+    _specs: Mapping[str, Output] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        specs = {}
+        for o in self.outputs:
+            spec = o if isinstance(o, Output) else standard_output(str(o))
+            if spec.name in specs:
+                raise ValueError(f"model {self.name!r}: output {spec.name!r} declared twice")
+            specs[spec.name] = spec
+        clash = set(specs) & {p.name for p in self.parameters}
+        if clash:
+            raise ValueError(f"model {self.name!r}: {sorted(clash)} are both parameters and "
+                             "outputs")
+        object.__setattr__(self, "outputs", tuple(specs))
+        object.__setattr__(self, "_specs", specs)
+        stored = tuple(specs) if self.stored is None else tuple(self.stored)
+        unknown = [s for s in stored if s not in specs]
+        if unknown:
+            raise ValueError(f"model {self.name!r}: stored outputs {unknown} are not outputs")
+        if len(stored) < len(specs) and self.derive is None:
+            raise ValueError(f"model {self.name!r}: outputs that are not stored need derive=")
+        object.__setattr__(self, "stored", stored)
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -104,11 +208,47 @@ class Model:
         raise ParameterError(name, name, f"one of the parameters of model "
                                          f"{self.name!r}: {', '.join(self.param_names)}")
 
+    def output(self, name: str) -> Output:
+        """The declaration of output ``name``."""
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise ParameterError("output", name, f"one of the outputs of model {self.name!r}: "
+                                 f"{', '.join(self.outputs)}") from None
+
+    def dtype_of(self, name: str, float_dtype: Any = np.float64) -> np.dtype:
+        """Array dtype of output ``name``: int8 for labels, ``float_dtype`` otherwise."""
+        return self.output(name).numpy_dtype(float_dtype)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The outputs that are labels (int8 codes with flag tables)."""
+        return tuple(n for n, s in self._specs.items() if s.is_label)
+
+    @property
+    def quantities(self) -> tuple[str, ...]:
+        """The outputs that are physical quantities (floats)."""
+        return tuple(n for n, s in self._specs.items() if not s.is_label)
+
+    def attrs_of(self, name: str) -> dict[str, Any]:
+        """CF attributes of a parameter or output of this model ({} for other names)."""
+        if name in self._specs:
+            return self._specs[name].attrs()
+        for p in self.parameters:
+            if p.name == name:
+                return p.attrs()
+        return {}
+
     def defaults(self) -> dict[str, float]:
         return {p.name: p.default for p in self.parameters}
 
     def __call__(self, **params) -> dict[str, np.ndarray]:
         """Evaluate the kernel on numpy inputs (defaults filled in, no validation)."""
+        unknown = set(params) - set(self.param_names)
+        if unknown:
+            name = sorted(unknown)[0]
+            raise ParameterError(name, params[name], f"a parameter of model {self.name!r}: "
+                                 f"{', '.join(self.param_names)}")
         args = self.defaults() | params
         return self.kernel(**{k: np.asarray(args[k], dtype=np.float64)
                               for k in self.param_names})
@@ -142,6 +282,9 @@ def available_models() -> tuple[str, ...]:
 
 
 # --- the single-level dot ---------------------------------------------------------------
+
+PAPER = "Y. Zhang and X. Lü, Phys. Rev. E 111, 044112 (2025), arXiv:2408.07882"
+
 
 SINGLE_DOT_PARAMETERS = (
     Parameter("eps", "E0", 0.0, description="dot level energy"),
@@ -307,7 +450,8 @@ def _rowwise(kernel: RowKernel, inputs, names, out=None) -> dict[str, np.ndarray
     full = shape or (1,)
     args = [np.broadcast_to(np.asarray(a, dtype=np.float64), full) for a in inputs]
     if out is None:
-        out = {n: np.empty(full, dtype=OUTPUT_DTYPES[n]) for n in names}
+        out = {n: np.empty(full, dtype=np.int8 if n in _LABELS else np.float64)
+               for n in names}
         kernel(args, [out[n] for n in names])
         return {n: a.reshape(shape) for n, a in out.items()}
     kernel(args, [out[n].reshape(full) for n in names])
@@ -321,6 +465,7 @@ def _single_level_store_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R, out=None):
 
 
 DERIVED = ("Q_L", "Q_R", "P", "s", "p1", "regime", "machine")
+_LABELS = ("regime", "machine")
 
 
 def _single_level_from_current(stored, eps, T, dT, dV, mu, gamma_L, gamma_R):
@@ -366,6 +511,7 @@ single_level = register(Model(
     stored=("J_L",),
     derive=_single_level_from_current,
     store_kernel=_single_level_store_kernel,
+    references=PAPER,
 ))
 
 pauli = register(Model(
@@ -376,4 +522,5 @@ pauli = register(Model(
     parameters=SINGLE_DOT_PARAMETERS,
     kernel=_pauli_single_dot_kernel,
     constraints=(POSITIVE_LEAD_TEMPERATURES,),
+    references=PAPER,
 ))

@@ -19,17 +19,24 @@ UNITS_CONVENTION = (
     "rates in gamma0"
 )
 
-#: name -> CF attributes. Parameters (coordinates) first, then outputs.
+#: name -> CF attributes of the quantities shared by many models: parameters (coordinates,
+#: ``kind: parameter``) first, then outputs. A model names these outputs by name and declares
+#: its own (:class:`phasemap.models.Output`); its declarations take precedence.
 VARIABLES: dict[str, dict[str, Any]] = {
-    "eps": {"units": "E0", "long_name": "dot level energy ε", "symbol": "ε"},
-    "T": {"units": "E0", "long_name": "mean temperature (T_L + T_R)/2", "symbol": "T"},
-    "dT": {"units": "E0", "long_name": "temperature difference T_L - T_R", "symbol": "ΔT"},
-    "dV": {"units": "E0", "long_name": "bias voltage (mu_L - mu_R)/e", "symbol": "ΔV"},
-    "mu": {"units": "E0", "long_name": "mean chemical potential", "symbol": "μ"},
+    "eps": {"units": "E0", "long_name": "dot level energy ε", "symbol": "ε",
+            "kind": "parameter"},
+    "T": {"units": "E0", "long_name": "mean temperature (T_L + T_R)/2", "symbol": "T",
+          "kind": "parameter"},
+    "dT": {"units": "E0", "long_name": "temperature difference T_L - T_R", "symbol": "ΔT",
+           "kind": "parameter"},
+    "dV": {"units": "E0", "long_name": "bias voltage (mu_L - mu_R)/e", "symbol": "ΔV",
+           "kind": "parameter"},
+    "mu": {"units": "E0", "long_name": "mean chemical potential", "symbol": "μ",
+           "kind": "parameter"},
     "gamma_L": {"units": "gamma0", "long_name": "bare tunnelling rate, left lead",
-                "symbol": "γ_L"},
+                "symbol": "γ_L", "kind": "parameter"},
     "gamma_R": {"units": "gamma0", "long_name": "bare tunnelling rate, right lead",
-                "symbol": "γ_R"},
+                "symbol": "γ_R", "kind": "parameter"},
     "J_L": {"units": "gamma0", "long_name": "particle current out of the left reservoir",
             "symbol": "J_L"},
     "Q_L": {"units": "E0 gamma0", "long_name": "heat flow out of the left reservoir",
@@ -40,9 +47,9 @@ VARIABLES: dict[str, dict[str, Any]] = {
           "long_name": "electrical power absorbed by the dot (negative: power produced)",
           "symbol": "P"},
     "s": {"units": "gamma0", "long_name": "entropy production rate (k_B = 1)",
-          "symbol": "σ"},
+          "symbol": "σ", "signed": False},
     "p1": {"units": "1", "long_name": "occupation probability of the filled dot",
-           "symbol": "p_1"},
+           "symbol": "p_1", "signed": False},
     "regime": {
         "long_name": "transport regime (paper's lens, forward frame)",
         "flag_values": list(range(len(REGIME_LABELS))),
@@ -58,9 +65,17 @@ VARIABLES: dict[str, dict[str, Any]] = {
 LABEL_VARIABLES = ("regime", "machine")
 
 
-def attrs_for(name: str) -> dict[str, Any]:
-    """CF attributes of ``name`` (a copy; empty for unknown names)."""
-    attrs = dict(VARIABLES.get(name, {}))
+def attrs_for(name: str, model: Any = None) -> dict[str, Any]:
+    """CF attributes of ``name`` (a copy; empty for unknown names).
+
+    With ``model`` (a :class:`phasemap.models.Model`), its declaration of the parameter or
+    output comes first; the shared table fills in names the model does not declare.
+    """
+    if model is not None:
+        declared = model.attrs_of(name)
+        if declared:
+            return declared
+    attrs = {k: v for k, v in VARIABLES.get(name, {}).items() if k not in ("kind", "signed")}
     if "flag_values" in attrs:
         import numpy as np
 
@@ -68,10 +83,12 @@ def attrs_for(name: str) -> dict[str, Any]:
     return attrs
 
 
-def apply_attrs(ds: xr.Dataset, extra: Mapping[str, Any] | None = None) -> xr.Dataset:
-    """Attach the table's attributes to every known variable and coordinate of ``ds``."""
+def apply_attrs(ds: xr.Dataset, extra: Mapping[str, Any] | None = None,
+                model: Any = None) -> xr.Dataset:
+    """Attach CF attributes to every known variable and coordinate of ``ds`` (the model's
+    declarations first, then the shared table)."""
     for name in list(ds.variables):
-        attrs = attrs_for(str(name))
+        attrs = attrs_for(str(name), model)
         if attrs:
             ds[name].attrs.update(attrs)
     ds.attrs.setdefault("Conventions", "CF-1.10")

@@ -50,7 +50,7 @@ from .. import accessor as _accessor  # noqa: F401  (datasets carry ds.phasemap)
 from .._paths import default_store_url
 from ..errors import ParameterError, StoreError
 from ..grid import GridSpec, grid_index
-from ..models import OUTPUT_DTYPES, get_model
+from ..models import get_model
 from ..variables import apply_attrs, attrs_for
 from .layout import FamilyLayout, Window
 
@@ -342,9 +342,9 @@ class Family:
         if "phasemap_family" not in group.attrs:
             group.attrs.update(family_attrs)
         for var in self.layout.stored:
-            dtype = OUTPUT_DTYPES[var] if OUTPUT_DTYPES[var].kind == "i" else self.layout.dtype
+            dtype = get_model(self.layout.model).dtype_of(var, self.layout.dtype)
             fill = -1 if np.dtype(dtype).kind == "i" else np.nan
-            attrs = attrs_for(var)
+            attrs = attrs_for(var, get_model(self.layout.model))
             if "flag_values" in attrs:
                 attrs["flag_values"] = [int(x) for x in attrs["flag_values"]]
             try:
@@ -548,11 +548,10 @@ class Family:
                         coords=coords)
         return apply_attrs(ds, {"model": model.name, "model_version": model.version,
                                 "phasemap_version": __version__,
-                                "references": "Y. Zhang and X. Lü, Phys. Rev. E 111, 044112 "
-                                              "(2025), arXiv:2408.07882",
+                                "references": model.references,
                                 "spec": json.dumps(spec.to_dict()),
                                 "dataset_id": spec_id(spec), "store": self.store.url,
-                                "family": self.key})
+                                "family": self.key}, model=model)
 
     def read_point(self, window: Window, index: tuple[int, ...]) -> dict[str, Any]:
         """Every output at one window index, read and derived without dask (~1 ms)."""
@@ -629,8 +628,7 @@ def _invalid_points(model, args, shape, checked: dict[str, np.ndarray] | None = 
 def _shard_outputs(model, args: dict[str, Any], full: tuple[int, ...],
                    layout: FamilyLayout) -> dict[str, np.ndarray]:
     """The stored outputs of one shard as writable C-contiguous arrays of shape ``full``."""
-    dtypes = {var: OUTPUT_DTYPES[var] if OUTPUT_DTYPES[var].kind == "i" else
-              np.dtype(layout.dtype) for var in layout.stored}
+    dtypes = {var: model.dtype_of(var, layout.dtype) for var in layout.stored}
     if model.store_kernel is not None:
         params = model.defaults() | args
         params = {k: np.asarray(params[k], dtype=np.float64) for k in model.param_names}
@@ -927,8 +925,7 @@ def _derive_arrays(arrays: dict[str, da.Array], model, layout: FamilyLayout,
     nd = len(dims)
     fixed = model.defaults() | dict(layout.params)
     axes = {d: np.asarray(window.coords[d], dtype=np.float64) for d in dims}
-    dtypes = [OUTPUT_DTYPES[o] if OUTPUT_DTYPES[o].kind == "i" else np.dtype(layout.dtype)
-              for o in derived]
+    dtypes = [model.dtype_of(o, layout.dtype) for o in derived]
 
     def block(*values):
         params = {k: np.float64(v) for k, v in fixed.items() if k in model.param_names}
@@ -969,9 +966,7 @@ class _WindowReader:
         self.slots = window.slots
         self.shape = tuple(window.sizes)
         self.ndim = len(self.shape)
-        dtype = OUTPUT_DTYPES[var] if OUTPUT_DTYPES[var].kind == "i" else \
-            np.dtype(window.layout.dtype)
-        self.dtype = np.dtype(dtype)
+        self.dtype = get_model(window.layout.model).dtype_of(var, window.layout.dtype)
         # Local stores are read by the shard decoder (a pread of the index and of each inner
         # chunk needed) instead of Zarr's asyncio pipeline: ~10x less per read.
         store = Store(url)
