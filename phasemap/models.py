@@ -259,10 +259,41 @@ _REGISTRY: dict[str, Model] = {}
 
 def register(model: Model) -> Model:
     """Add ``model`` to the registry (a name can be registered once)."""
+    if not isinstance(model, Model):
+        raise TypeError(f"register() takes a phasemap.models.Model, not {type(model).__name__}")
     if model.name in _REGISTRY:
         raise ValueError(f"model {model.name!r} is already registered")
     _REGISTRY[model.name] = model
     return model
+
+
+#: Entry-point group through which installed packages add models (like xarray's backends):
+#: ``[project.entry-points."phasemap.models"] my_dot = "my_package.models:my_dot"``.
+ENTRY_POINT_GROUP = "phasemap.models"
+_entry_points_loaded = False
+
+
+def _load_entry_points() -> None:
+    """Register the models that installed packages declare, once per process.
+
+    Only what is installed is loaded, never a name taken from a request. A broken plug-in is
+    reported as a warning naming it, and the other models stay usable.
+    """
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    import warnings
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            model = ep.load()
+            if model.name not in _REGISTRY:
+                register(model)
+        except Exception as exc:  # a plug-in's own failure must not break phasemap
+            warnings.warn(f"phasemap model plug-in {ep.name!r} ({ep.value}) failed to load: "
+                          f"{exc!r}", RuntimeWarning, stacklevel=2)
 
 
 def get_model(name: str | Model) -> Model:
@@ -270,6 +301,8 @@ def get_model(name: str | Model) -> Model:
     if isinstance(name, Model):
         return name
     try:
+        if name not in _REGISTRY:
+            _load_entry_points()
         return _REGISTRY[name]
     except (KeyError, TypeError):
         raise ParameterError("model", name,
@@ -278,6 +311,7 @@ def get_model(name: str | Model) -> Model:
 
 
 def available_models() -> tuple[str, ...]:
+    _load_entry_points()
     return tuple(sorted(_REGISTRY))
 
 

@@ -1,0 +1,99 @@
+"""A model states its parameters and outputs once; every layer reads them from the registry.
+
+The model registered here exists only in this test: it has a parameter (``lam``) and outputs
+(``n``, ``flag``) that no layer of phasemap names, and it must evaluate, be stored, be read back
+and carry its own CF metadata with no change to the library.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import phasemap
+from phasemap import GridSpec
+from phasemap.errors import ParameterError
+from phasemap.models import Output, Parameter, get_model, register
+from phasemap.store import Store, compute
+
+
+def _toy_kernel(eps, T, lam):
+    """A level with occupation n = 1/(1 + e^{(eps - lam)/T}) and a sign flag."""
+    x = (eps - lam) / T
+    n = np.where(x >= 0, np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))),
+                 1 / (1 + np.exp(-np.abs(x))))
+    return {"n": n, "Q": (eps - lam) * n, "flag": (x > 0).astype(np.int8)}
+
+
+@pytest.fixture(scope="module")
+def toy():
+    from phasemap.models import Model, available_models
+
+    if "toy_occupation" in available_models():
+        return get_model("toy_occupation")
+    return register(Model(
+        name="toy_occupation", version="1", description="occupation of a level (test model)",
+        parameters=(Parameter("eps", "E0", 0.0),
+                    Parameter("T", "E0", 1.0, lower=0.0, lower_open=True),
+                    Parameter("lam", "E0", 0.5, lower=-10, upper=10, symbol="λ",
+                              description="reference energy")),
+        kernel=_toy_kernel,
+        outputs=(Output("n", units="1", long_name="mean occupation", signed=False),
+                 Output("Q", units="E0", long_name="energy above lam times n"),
+                 Output("flag", long_name="above lam", dtype="i1",
+                        flags=("below", "above"))),
+        references="a test of phasemap's registry",
+    ))
+
+
+def test_evaluate_takes_names_dtypes_and_attrs_from_the_model(toy):
+    ds = phasemap.evaluate(model="toy_occupation", eps=[-1.0, 0.0, 2.0], T=0.5, lam=1.0)
+    assert list(ds.data_vars) == ["n", "Q", "flag"]
+    assert ds.flag.dtype == np.int8 and ds.n.dtype == np.float64
+    np.testing.assert_allclose(ds.n, 1 / (1 + np.exp((np.array([-1, 0, 2]) - 1.0) / 0.5)),
+                               rtol=1e-15)
+    assert ds.n.attrs["long_name"] == "mean occupation" and ds.n.attrs["units"] == "1"
+    assert ds.flag.attrs["flag_meanings"] == "below above"
+    assert list(ds.flag.attrs["flag_values"]) == [0, 1]
+    assert ds.lam.attrs["symbol"] == "λ" and ds.lam.attrs["long_name"] == "reference energy"
+    assert ds.attrs["references"] == "a test of phasemap's registry"
+
+
+def test_validation_uses_the_models_parameters(toy):
+    with pytest.raises(ParameterError) as e:
+        phasemap.evaluate(model="toy_occupation", lam=11.0)
+    assert e.value.param == "lam" and "10" in e.value.allowed
+    with pytest.raises(ParameterError) as e:
+        phasemap.evaluate(model="toy_occupation", dV=1.0)
+    assert e.value.param == "dV"
+
+
+def test_store_round_trip_of_a_user_model(toy, tmp_path):
+    spec = GridSpec.from_dict({"model": "toy_occupation", "params": {"T": 0.5},
+                               "axes": {"eps": {"start": -3, "stop": 3, "num": 61},
+                                        "lam": [0.0, 1.0]}})
+    store = Store(tmp_path / "store")
+    ds = compute(spec, store)
+    ref = phasemap.evaluate_spec(spec)
+    for name in ("n", "Q", "flag"):
+        assert ds[name].dtype == ref[name].dtype
+        assert np.asarray(ds[name]).tobytes() == np.asarray(ref[name]).tobytes(), name
+        assert ds[name].attrs["long_name"] == ref[name].attrs["long_name"]
+    again = compute(spec, store)
+    assert again.attrs["points_computed"] == 0
+
+
+def test_output_declarations_are_checked():
+    with pytest.raises(ValueError, match="needs flags"):
+        Output("lbl", dtype="i1")
+    with pytest.raises(ValueError, match="declare it"):
+        get_model("single_level").__class__(
+            name="bad", version="1", description="", parameters=(), kernel=_toy_kernel,
+            outputs=("no_such_output",))
+    sl = get_model("single_level")
+    assert sl.dtype_of("regime") == np.int8
+    assert sl.dtype_of("J_L", "float32") == np.float32
+    assert sl.labels == ("regime", "machine")
+    with pytest.raises(ParameterError) as e:
+        sl.output("nope")
+    assert e.value.param == "output"
