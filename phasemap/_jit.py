@@ -53,7 +53,7 @@ class _PackageKeyed:
     """
 
     def get_source_stamp(self):
-        return (super().get_source_stamp(), source_key())
+        return (super().get_source_stamp(), source_key())  # type: ignore[misc]
 
     @classmethod
     def from_function(cls, py_func, py_file):
@@ -62,7 +62,8 @@ class _PackageKeyed:
             inside = any(path.is_relative_to(root) for root in _KEYED_ROOTS)
         except OSError:
             inside = False
-        return super().from_function(py_func, py_file) if inside else None
+        # numba's locators define from_function; the mixin comes first in their MRO
+        return super().from_function(py_func, py_file) if inside else None  # type: ignore[misc]
 
 
 def _install_locators() -> None:
@@ -72,7 +73,7 @@ def _install_locators() -> None:
     keyed = [type(f"PhasemapKeyed{base.__name__}", (_PackageKeyed, base), {})
              for base in (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator,
                           caching.UserWideCacheLocator)]
-    locators[:0] = keyed
+    locators[:0] = keyed  # type: ignore[assignment]  # numba annotates it too narrowly
 
 
 # Before any of the package's numba functions is decorated (every module that defines one

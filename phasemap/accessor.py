@@ -59,7 +59,8 @@ class PhasemapAccessor:
         """
         codes = self._codes(lens)
         if axis not in codes.dims:
-            raise ParameterError("axis", axis, f"one of the dimensions {', '.join(codes.dims)}")
+            raise ParameterError("axis", axis,
+                                 f"one of the dimensions {', '.join(map(str, codes.dims))}")
         codes = codes.compute().transpose(..., axis)
         values = np.asarray(codes.values)
         coord = np.asarray(codes[axis].values)

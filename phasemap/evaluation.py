@@ -175,9 +175,9 @@ def evaluate(model: str | Model = "single_level", *, chunks: Mapping[str, int] |
     lazy = (chunks is not None or math.prod(sizes.values()) > LAZY_POINTS
             or any(a.chunks is not None for a in inputs.values()))
     if lazy:
-        if chunks is None or chunks == "auto":
-            chunks = canonical_chunks(sizes)
-        inputs = {k: (v.chunk({d: chunks.get(d, -1) for d in v.dims}) if v.ndim else v)
+        sizes_of: Mapping[str, int] = (canonical_chunks(sizes) if chunks is None
+                                       or isinstance(chunks, str) else chunks)
+        inputs = {k: (v.chunk({d: sizes_of.get(str(d), -1) for d in v.dims}) if v.ndim else v)
                   for k, v in inputs.items()}
 
     names = tuple(inputs)

@@ -313,22 +313,22 @@ def validate_inputs(model: Model | str, inputs: Mapping[str, xr.DataArray],
         arrays = [inputs.get(n) for n in con.params]
         if all(a is None or (a.ndim == 0 and a.chunks is None) for a in arrays):
             # all fixed values: checked on plain floats (xarray arithmetic costs ~1 ms)
-            values = {n: float(defaults[n] if a is None else a.values)
-                      for n, a in zip(con.params, arrays, strict=True)}
-            if bool(np.any(con.check(*(np.float64(v) for v in values.values())))):
-                raise ParameterError(",".join(con.params), values, con.allowed)
+            fixed = {n: float(defaults[n] if a is None else a.values)
+                     for n, a in zip(con.params, arrays, strict=True)}
+            if bool(np.any(con.check(*(np.float64(v) for v in fixed.values())))):
+                raise ParameterError(",".join(con.params), fixed, con.allowed)
             continue
-        arrays = [xr.DataArray(defaults[n]) if a is None else a
-                  for n, a in zip(con.params, arrays, strict=True)]
-        bad = con.check(*arrays)
+        full = [xr.DataArray(defaults[n]) if a is None else a
+                for n, a in zip(con.params, arrays, strict=True)]
+        bad = con.check(*full)
         if bool(bad.any()):
             first = {n: float(np.asarray(a.broadcast_like(bad).values)[bad.values].flat[0])
-                     for n, a in zip(con.params, arrays, strict=True)}
+                     for n, a in zip(con.params, full, strict=True)}
             raise ParameterError(",".join(con.params), first, con.allowed)
     if check_size:
         sizes: dict[str, int] = {}
         for da in inputs.values():
-            sizes.update(dict(da.sizes))
+            sizes.update({str(d): n for d, n in da.sizes.items()})
         _check_grid_size(model, tuple(sizes.values()), "float64", max_points)
 
 

@@ -267,8 +267,8 @@ def _track(xs: np.ndarray, roots: list[np.ndarray], max_jump: float) -> list[np.
     """Join roots at successive ``xs`` into polylines (nearest neighbour within max_jump)."""
     done: list[list[tuple[float, float]]] = []
     open_: list[list[tuple[float, float]]] = []
-    for x, ys in zip(xs, roots, strict=True):
-        ys = sorted(float(y) for y in ys)
+    for x, found in zip(xs, roots, strict=True):
+        ys = sorted(float(y) for y in found)
         pairs = sorted((abs(seg[-1][1] - y), i, j)
                        for i, seg in enumerate(open_) for j, y in enumerate(ys))
         used_seg, used_y = set(), set()
