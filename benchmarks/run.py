@@ -14,7 +14,9 @@ Figures (see benchmarks/README.md for what each one measures and why):
    operations on the naive pipeline's Zarr;
 4. peak RSS of computing a 1e9-point grid in a subprocess (the ``phasemap compute`` CLI),
    polled with psutil and the child's VmHWM;
-5. the per-point cost of the ``pauli`` model against ``single_level``.
+5. the per-point cost of the ``pauli`` model against ``single_level``;
+6. points the planner computes per point requested, for grids users write;
+7. scale-out: the same compute on a LocalCluster of 1 and 2 worker processes.
 
 Everything is built here, in temporary directories, and removed at the end.
 """
@@ -421,6 +423,83 @@ def bench_pauli(n: int, repeat: int) -> None:
 
 # --- report -------------------------------------------------------------------------------
 
+# --- 6. points computed per point requested (padding) --------------------------------------
+
+def axis(start: float, step: float, num: int) -> dict:
+    return {"start": start, "stop": start + step * (num - 1), "num": num}
+
+
+def bench_padding(work: Path) -> None:
+    """Points the planner would compute for grids users write, against the points asked for.
+
+    Read from ``phasemap.store.plan`` on an empty store: nothing is computed. The issue's two
+    grids: a 4-D survey (eps 1000 x T 10 x dT 100 x dV 1000) and the paper's kind of grid,
+    a few T and dT with fine (eps, dV).
+    """
+    from phasemap.store import Store, plan
+
+    print("\n[6] points computed / points requested (planner, empty store)", flush=True)
+    store = Store(work / "padding")
+    grids = {
+        "4-D survey 1000x10x100x1000": {"eps": axis(-50, 0.1, 1000), "T": axis(4, 1, 10),
+                                        "dT": axis(0, 0.08, 100), "dV": axis(-50, 0.1, 1000)},
+        "paper-like 1000x7x3x1000": {"eps": axis(-50, 0.1, 1000), "T": axis(10, 1, 7),
+                                     "dT": axis(0, 2.5, 3), "dV": axis(-25, 0.051, 1000)},
+        "2-D map 401x401": {"eps": axis(-20, 0.1, 401), "dV": axis(-20, 0.1, 401)},
+    }
+    for name, axes in grids.items():
+        spec = phasemap.GridSpec.from_dict({"model": "single_level", "name": name,
+                                            "params": {"T": 7.5} if "T" not in axes else {},
+                                            "axes": axes})
+        p = plan(spec, store)
+        ratio = p.points_to_compute / p.points
+        add(Row(f"points computed per point requested, {name}", p.points_to_compute / 1e6,
+                "Mpts", "points requested", p.points / 1e6, "<= 1.1x" if p.points >= 1e6
+                else "", ratio <= 1.1 if p.points >= 1e6 else None, better="lower"))
+
+
+# --- 7. scale-out on a LocalCluster of worker processes -------------------------------------
+
+def bench_scale_out(spec: dict, work: Path) -> None:
+    """``phasemap.compute`` on a dask LocalCluster of N single-threaded worker processes.
+
+    N = 1 and N = 2 on this machine; the task stream gives the per-task time, from which the
+    scheduler's overhead per task (wall time x N minus the busy time, per task) and the
+    projection to larger N follow: throughput(N) <= N x shard_points / task_time, and the
+    scheduler saturates at 1 / overhead tasks per second.
+    """
+    from distributed import Client, LocalCluster
+
+    g = phasemap.GridSpec.from_dict(spec)
+    print(f"\n[7] scale-out: {g.size:,} points on LocalCluster(processes, 1 thread each)",
+          flush=True)
+    rates = {}
+    for n in (1, 2):
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                          dashboard_address=None, host="127.0.0.1") as cluster, \
+                Client(cluster) as client:
+            phasemap.compute(dict(spec, name="warm"), store=str(work / f"warm{n}"),
+                             client=client)  # imports, numba cache loads on every worker
+            client.get_task_stream()  # reset
+            t = time.perf_counter()
+            with contextlib.ExitStack():
+                ds = phasemap.compute(spec, store=str(work / f"scale{n}"), client=client)
+            wall = time.perf_counter() - t
+            stream = client.get_task_stream()
+        busy = sum(sum(s["stop"] - s["start"] for s in task["startstops"]
+                       if s["action"] == "compute") for task in stream)
+        tasks = max(1, sum(1 for task in stream if "shard" in str(task.get("key", ""))))
+        rates[n] = ds.attrs.get("points_computed", g.size) / wall / 1e6
+        overhead_ms = max(0.0, (wall * n - busy) / tasks * 1e3)
+        print(f"  N={n}: {wall:.2f} s, {rates[n]:.1f} Mpts/s computed, {tasks} tasks, "
+              f"busy {busy / max(wall * n, 1e-9):.0%} of worker time, "
+              f"~{overhead_ms:.1f} ms idle per task", flush=True)
+        shutil.rmtree(work / f"scale{n}", ignore_errors=True)
+        shutil.rmtree(work / f"warm{n}", ignore_errors=True)
+    add(Row("scale-out: 2 worker processes", rates[2], "Mpts/s", "1 worker process",
+            rates[1], ">= 1.8x (0.9 N)", rates[2] >= 1.8 * rates[1]))
+
+
 def versions() -> dict[str, str]:
     import dask
     import distributed
@@ -476,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_queries(store, ctx, 5)
             bench_rss(grid_spec(1000, 4, 1, 1000, "bench-rss-quick"), work)
             bench_pauli(100, 2)
+            bench_padding(work)
+            bench_scale_out(grid_spec(500, 4, 2, 500, "bench-scale-quick"), work)
         else:
             bench_evaluate(2000, 9)
             store, ctx = bench_end_to_end(grid_spec(1000, 10, 10, 1000, "bench-1e8"), work, 3)
@@ -483,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(ctx["naive"])
             bench_rss(grid_spec(10000, 10, 1, 10000, "bench-1e9"), work)
             bench_pauli(300, 3)
+            bench_padding(work)
+            bench_scale_out(grid_spec(1000, 10, 4, 1000, "bench-scale"), work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\ndone in {time.perf_counter() - t0:.0f} s")
