@@ -79,31 +79,40 @@ def single_level_noise(eps, T, dT, dV, mu=0.0, gamma_L=2.0, gamma_R=2.0) -> np.n
     return S + 0.0
 
 
+TINY_NORMAL = np.finfo(np.float64).tiny  # 2.2e-308, the smallest normal double
+
+
 def fano(noise_J, J_L) -> np.ndarray:
-    """Fano factor ``noise_J/|J_L|`` [1]; NaN where ``J_L == 0``, +inf where the true value
-    exceeds the largest double (``J_L`` subnormal), without warnings."""
+    """Fano factor ``noise_J/|J_L|`` [1].
+
+    NaN where ``|J_L|`` is below the smallest normal double (zero, or a subnormal that keeps
+    the current's sign but not its digits); no warnings.
+    """
     S, J = np.broadcast_arrays(np.asarray(noise_J, dtype=np.float64),
                                np.asarray(J_L, dtype=np.float64))
-    nz = J != 0.0
-    with np.errstate(over="ignore"):
-        F = S / np.where(nz, np.abs(J), 1.0)
-    return np.where(nz, F, np.nan) + 0.0
+    ok = np.abs(J) >= TINY_NORMAL
+    with np.errstate(over="ignore"):  # S/|J| > 1e308 is +inf, its true value's nearest
+        F = S / np.where(ok, np.abs(J), 1.0)
+    return np.where(ok, F, np.nan) + 0.0
 
 
 def tur(s, noise_J, J_L) -> np.ndarray:
     """Thermodynamic-uncertainty ratio ``s noise_J / J_L**2`` [1] (k_B = 1).
 
-    Computed as ``(s/|J|)(S/|J|)`` so that nothing overflows or underflows before the end
-    where ``J_L`` is tiny; NaN where ``J_L == 0`` (there ``s = 0`` too, the ratio is 0/0).
+    Computed as ``(s/|J|)(S/|J|)`` so that nothing overflows or underflows on the way. NaN
+    where ``|J_L|`` or ``s`` is below the smallest normal double: at ``J_L = 0`` (``s = 0``
+    too) the ratio is 0/0, and a subnormal or underflowed ``J_L`` or ``s`` no longer carries
+    the digits the ratio needs (``s = 0`` with ``J_L != 0`` is an underflow: the true ``s``
+    is positive).
     """
     s, S, J = np.broadcast_arrays(np.asarray(s, dtype=np.float64),
                                   np.asarray(noise_J, dtype=np.float64),
                                   np.asarray(J_L, dtype=np.float64))
-    nz = J != 0.0
-    a = np.where(nz, np.abs(J), 1.0)
-    with np.errstate(over="ignore"):  # only for |J| far below any physical current
-        q = (s / a) * (S / a)
-    return np.where(nz, q, np.nan) + 0.0
+    ok = (np.abs(J) >= TINY_NORMAL) & (s >= TINY_NORMAL)
+    a = np.where(ok, np.abs(J), 1.0)
+    with np.errstate(over="ignore"):
+        q = (np.where(ok, s, 1.0) / a) * (S / a)
+    return np.where(ok, q, np.nan) + 0.0
 
 
 def tur_bound_unicycle(A) -> np.ndarray:
