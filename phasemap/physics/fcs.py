@@ -138,12 +138,25 @@ def noise(W_in, W_out, ii, jj, p, lead: int = 0, weight=None) -> np.ndarray:
 
 
 def stationary(W_in, W_out, ii, jj, n: int) -> np.ndarray:
-    """Stationary state ``p[..., n]`` of the generator (a batched solve of ``L p = 0``,
-    ``1^T p = 1``, the normalisation replacing the first balance equation). For tests and
-    small models; :func:`phasemap.physics.pauli.solve` is the subtraction-free route."""
+    """Stationary state ``p[..., n]`` of the generator, batched.
+
+    The Grassmann-Taksar-Heyman state elimination: no subtraction anywhere, so every
+    probability keeps a few ulp of relative accuracy however small it is (a linear solve with
+    a normalisation row gets the small ones as differences of order-one numbers). Fine for
+    the small state spaces of tests and toy models; :func:`phasemap.physics.pauli.solve` is
+    the engine's own route (it also guards against overflow of huge rate ratios).
+    """
     L = generator(W_in, W_out, ii, jj, n)
-    A = L.copy()
-    A[..., 0, :] = 1.0
-    b = np.zeros((*L.shape[:-2], n, 1))
-    b[..., 0, 0] = 1.0
-    return np.linalg.solve(A, b)[..., 0]
+    R = np.swapaxes(L, -1, -2).copy()      # R[..., i, j]: rate i -> j
+    idx = np.arange(n)
+    R[..., idx, idx] = 0.0
+    out = np.zeros(R.shape[:-1])
+    for k in range(n - 1, 0, -1):
+        sk = R[..., k, :k].sum(axis=-1)
+        out[..., k] = sk
+        R[..., :k, :k] += R[..., :k, k, None] * (R[..., k, None, :k] / sk[..., None, None])
+    p = np.zeros(R.shape[:-1])
+    p[..., 0] = 1.0
+    for k in range(1, n):
+        p[..., k] = (p[..., :k] * R[..., :k, k]).sum(axis=-1) / out[..., k]
+    return p / p.sum(axis=-1, keepdims=True)
