@@ -14,13 +14,17 @@ the cold side ``c`` are fixed by the lead temperatures (``T_L > T_R``: ``h = L``
 
 and, first matching rule wins (``merit_flag``)::
 
-    T_L == T_R                          no_temperature_difference  everything NaN
+    T_L == T_R (dT == 0)                no_temperature_difference  everything NaN
     P < 0 and Q_h > 0                   heat_engine    power = -P,    eta = -P/Q_h
     P > 0 and Q_c > 0                   refrigerator   power = Q_c,   cop = Q_c/P
     P > 0 and Q_h < 0 (heat into hot)   heater         power = -Q_h,  cop_heating = -Q_h/P
     P == 0                              no_work        (idle or a plain conductor)
     otherwise                           accelerator    (work speeds hot -> cold flow)
     NaN input                           invalid
+
+and a heat engine, refrigerator or heater whose ``|P|`` or a heat its figures divide by is a
+subnormal double (below 2.2e-308, where a quotient has no digits left although the signs are
+still exact) is flagged ``underflow`` instead, its figures NaN.
 
 A refrigerator is also a heat pump: it has ``cop_heating = -Q_h/P = 1 + cop`` as well, with
 ``COP_heating,C = T_h/(T_h - T_c)``. These rules coincide with the ``machine`` lens of
@@ -52,9 +56,11 @@ MERIT_FLAGS: tuple[str, ...] = (
     "no_work",
     "accelerator",
     "no_temperature_difference",
+    "underflow",
     "invalid",
 )
-ENGINE, FRIDGE, HEATER, NO_WORK, ACCELERATOR, NO_DT, INVALID = range(len(MERIT_FLAGS))
+ENGINE, FRIDGE, HEATER, NO_WORK, ACCELERATOR, NO_DT, UNDERFLOW, INVALID = range(len(MERIT_FLAGS))
+TINY_NORMAL = np.finfo(np.float64).tiny  # 2.2e-308, the smallest normal double
 
 MERIT_OUTPUTS = ("power", "eta", "eta_over_carnot", "cop", "cop_over_carnot", "cop_heating",
                  "cop_heating_over_carnot", "merit_flag")
@@ -87,7 +93,8 @@ def hot_cold(Q_L, Q_R, T_L, T_R, dT=None):
         temperatures are equal), ``T_h``, ``T_c`` [E0] and ``T_h - T_c >= 0`` [E0].
     """
     Q_L, Q_R, T_L, T_R = np.broadcast_arrays(_f(Q_L), _f(Q_R), _f(T_L), _f(T_R))
-    left_hot = T_L >= T_R
+    # with dT given, its sign decides: T_L and T_R may round to the same double
+    left_hot = T_L >= T_R if dT is None else np.broadcast_to(_f(dT) >= 0, Q_L.shape)
     Q_h = np.where(left_hot, Q_L, -Q_R)
     Q_c = np.where(left_hot, -Q_R, Q_L)
     T_h = np.where(left_hot, T_L, T_R)
@@ -98,12 +105,14 @@ def hot_cold(Q_L, Q_R, T_L, T_R, dT=None):
 
 def carnot(T_h, T_c, dTabs):
     """``eta_C = (T_h - T_c)/T_h``, ``COP_C = T_c/(T_h - T_c)`` and
-    ``COP_heating,C = T_h/(T_h - T_c)`` [1]; the COPs are NaN (not inf) where ``T_h == T_c``."""
+    ``COP_heating,C = T_h/(T_h - T_c)`` [1]; the COPs are NaN where ``T_h == T_c`` and +inf
+    where they exceed the largest double (``T_h - T_c`` below ~1e-308 ``T``), silently."""
     T_h, T_c, dTabs = _f(T_h), _f(T_c), _f(dTabs)
     safe = np.where(dTabs > 0, dTabs, 1.0)
     eta_c = dTabs / T_h
-    cop_c = np.where(dTabs > 0, T_c / safe, np.nan)
-    cop_h = np.where(dTabs > 0, T_h / safe, np.nan)
+    with np.errstate(over="ignore"):
+        cop_c = np.where(dTabs > 0, T_c / safe, np.nan)
+        cop_h = np.where(dTabs > 0, T_h / safe, np.nan)
     return eta_c, cop_c, cop_h
 
 
@@ -119,7 +128,11 @@ def merit_flag(P, Q_h, Q_c, dTabs) -> np.ndarray:
         P == 0.0,
     ]
     codes = [INVALID, NO_DT, ENGINE, FRIDGE, HEATER, NO_WORK]
-    return np.select(conditions, codes, default=ACCELERATOR).astype(np.int8)
+    flag = np.select(conditions, codes, default=ACCELERATOR).astype(np.int8)
+    tiny = (np.abs(P) < TINY_NORMAL) | (np.abs(Q_h) < TINY_NORMAL)
+    tiny |= (flag == FRIDGE) & (np.abs(Q_c) < TINY_NORMAL)
+    machine = (flag == ENGINE) | (flag == FRIDGE) | (flag == HEATER)
+    return np.where(machine & tiny, np.int8(UNDERFLOW), flag).astype(np.int8)
 
 
 def _ratio(num, den, where) -> np.ndarray:
