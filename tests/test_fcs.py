@@ -18,7 +18,13 @@ from hypothesis import strategies as st
 
 from phasemap.models import get_model
 from phasemap.physics import fcs
-from phasemap.physics.noise import fano, single_level_noise, tur, tur_bound_unicycle
+from phasemap.physics.noise import (
+    fano,
+    fluctuation_outputs,
+    single_level_noise,
+    tur,
+    tur_bound_unicycle,
+)
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
@@ -129,11 +135,33 @@ def test_fcs_single_level_against_60_digits():
         W_in, W_out, _ = _single_level_rates(**args)
         p = fcs.stationary(W_in, W_out, [0], [1], 2)
         mean, S = fcs.mean_and_noise(W_in, W_out, [0], [1], p)
-        worst = max(worst, rel(S, mp_single_level_noise(*args.values())))
+        ref = mp_single_level_noise(*args.values())
+        worst = max(worst, rel(S, ref))
+        # counted at the lead with the smaller gross flow: no digits lost to asymmetry
+        assert rel(fcs.particle_noise(W_in, W_out, [0], [1], p), ref) <= 1e-13
         J = get_model("single_level")(**args)["J_L"]
         gross = W_in[0, 0] * p[0] + W_out[0, 0] * p[1]  # J is a difference of these flows
         assert abs(mean - J) <= 1e-13 * gross
     assert worst <= 1e-10
+
+
+def test_single_level_heat_noise_is_the_particle_noise_times_the_heat_per_electron_squared():
+    """Every electron through lead L carries the heat eps - mu_L: S_Q = (eps - mu_L)^2 S_J."""
+    pts = _random_single_points(20, seed=8)
+    for k in range(20):
+        args = {n: pts[n][k] for n in pts}
+        W_in, W_out, _ = _single_level_rates(**args)
+        p = fcs.stationary(W_in, W_out, [0], [1], 2)
+        q = args["eps"] - (args["mu"] + args["dV"] / 2)
+        SQ = fcs.noise(W_in, W_out, [0], [1], p, weight=[q])
+        SJ = fcs.noise(W_in, W_out, [0], [1], p)
+        assert SQ == pytest.approx(q * q * SJ, rel=1e-10)  # both counted at L (see above)
+
+
+def test_fluctuation_outputs():
+    out = fluctuation_outputs([2.0, 1.0, 3.0], [1.0, 0.0, -0.5], [1.5, 0.0, 0.25])
+    assert out["fano"][0] == 2.0 and np.isnan(out["fano"][1]) and out["fano"][2] == 6.0
+    assert out["tur"][0] == 3.0 and np.isnan(out["tur"][1]) and out["tur"][2] == 3.0
 
 
 def test_fcs_batched_equals_pointwise():

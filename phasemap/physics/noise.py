@@ -123,3 +123,20 @@ def tur_bound_unicycle(A) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(half > 0, half / np.tanh(np.where(half > 0, half, 1.0)), 1.0)
     return 2.0 * ratio
+
+
+def fluctuation_outputs(noise_J, J_L, s) -> dict[str, np.ndarray]:
+    """``noise_J``, ``fano`` and ``tur`` as a dict of arrays, for a model kernel to merge.
+
+    Parameters
+    ----------
+    noise_J : array_like
+        Zero-frequency particle-current noise [gamma0] (:func:`single_level_noise`, or
+        :func:`phasemap.physics.fcs.noise` for a Pauli model).
+    J_L : array_like
+        Particle current out of the left reservoir [gamma0], sign exact.
+    s : array_like
+        Entropy production rate [gamma0] (k_B = 1), >= 0.
+    """
+    S = np.asarray(noise_J, dtype=np.float64) + 0.0
+    return {"noise_J": S, "fano": fano(S, J_L), "tur": tur(s, S, J_L)}
