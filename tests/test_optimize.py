@@ -72,9 +72,12 @@ def test_max_power_point_against_40_digits(eta_c):
 
 def test_efficiency_at_max_power_expansion():
     """eta* = eta_C/2 + eta_C^2/8 + c3 eta_C^3 + ...: the remainder over eta_C^3 stays bounded
-    as eta_C -> 0 (Esposito, Lindenberg & Van den Broeck 2009; see docs/merit.md for c3)."""
+    as eta_C -> 0, and extrapolates to this model's c3 = (7/96)(1 + 0.0627) = 0.07749
+    (Esposito, Lindenberg & Van den Broeck, EPL 85, 60010 (2009); the 40-digit gradient
+    root of mp_max_power_point gives 0.077492), not to the bare 7/96 = 0.07292."""
+    etas = (0.005, 0.01, 0.02, 0.04)
     ratios = []
-    for eta_c in (0.005, 0.01, 0.02, 0.04):
+    for eta_c in etas:
         dT = _dT_for(eta_c)
         ds = max_power(("eps", "dV"), T=1.0, dT=dT, bracket=((0.5, 6.0), (-3 * dT, 0.0)))
         eta = float(ds.eta)
@@ -82,7 +85,15 @@ def test_efficiency_at_max_power_expansion():
     ratios = np.array(ratios)
     assert (np.abs(ratios) < 0.1).all()
     assert np.ptp(ratios) < 0.003          # bounded and settling, not growing as 1/eta_C
-    assert np.all(np.diff(ratios) > 0)     # approaches its limit linearly from above
+    c3 = 2 * ratios[1] - ratios[2]         # linear extrapolation from eta_C = 0.01, 0.02
+    assert c3 == pytest.approx(7 / 96 * 1.0627, abs=5e-4)
+    assert abs(c3 - 7 / 96) > 3e-3
+
+
+def test_third_order_coefficient_at_40_digits():
+    """The oracle itself: c3 from the 40-digit maximum-power point, by Richardson."""
+    r = [float((mp_max_power_point(e)[0] - e / 2 - e**2 / 8) / e**3) for e in (1e-3, 2e-3)]
+    assert 2 * r[0] - r[1] == pytest.approx(7 / 96 * 1.0627, abs=2e-5)
 
 
 def test_linear_response_max_power_condition():
