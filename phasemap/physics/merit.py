@@ -39,7 +39,7 @@ quotient: a few ulp), then capped at the Carnot value; the cap only moves a resu
 rounding pushed past it, by no more than that rounding error.
 
 The efficiency at maximum power of the single level in linear response and tight coupling is
-``eta_C/2 + eta_C**2/8 + 7 eta_C**3/96 + ...`` (M. Esposito, K. Lindenberg and C. Van den
+``eta_C/2 + eta_C**2/8 + 0.07749 eta_C**3 + ...`` (M. Esposito, K. Lindenberg and C. Van den
 Broeck, Phys. Rev. Lett. 102, 130602 (2009); EPL 85, 60010 (2009)); see
 :func:`phasemap.optimize.max_power`.
 """
