@@ -180,14 +180,17 @@ def test_fcs_batched_equals_pointwise():
 
 # --- 3- and 4-state generators against the eigenvalue of L(s) ----------------------------
 
+TWO = (np.array([0]), np.array([1]))                        # the single level
 THREE = (np.array([0, 0]), np.array([1, 2]))                # empty, level a, level b (U -> inf)
 FOUR = (np.array([0, 0, 1, 2]), np.array([1, 2, 3, 3]))     # 0, up, down, 2 (Anderson-like)
 
 
 def _random_model(kind, rng):
-    ii, jj = THREE if kind == 3 else FOUR
+    ii, jj = {2: TWO, 3: THREE, 4: FOUR}[kind]
     n = kind
-    if kind == 3:
+    if kind == 2:
+        E = np.array([0.0, rng.uniform(-3, 3)])
+    elif kind == 3:
         E = np.array([0.0, rng.uniform(-3, 3), rng.uniform(-3, 3)])
     else:
         eps, U = rng.uniform(-3, 3), rng.uniform(0, 6)
@@ -244,7 +247,7 @@ def _entropy_production(W_in, W_out, ii, jj, p):
 
 
 @settings(max_examples=60)
-@given(st.sampled_from([3, 4]), st.integers(0, 2**32 - 1))
+@given(st.sampled_from([2, 3, 4]), st.integers(0, 2**32 - 1))
 def test_tur_at_least_two_for_markov_models(kind, seed):
     W_in, W_out, ii, jj, n, _ = _random_model(kind, np.random.default_rng(seed))
     p = fcs.stationary(W_in, W_out, ii, jj, n)
