@@ -164,6 +164,33 @@ def test_fluctuation_outputs():
     assert out["tur"][0] == 3.0 and np.isnan(out["tur"][1]) and out["tur"][2] == 3.0
 
 
+def test_transition_rates_of_the_anderson_dot_at_U_zero_double_the_single_level():
+    """Spin-degenerate level at U = 0: two independent channels, so J and S are exactly
+    twice the single level's (physics-beyond section 1), whatever the rates."""
+    rng = np.random.default_rng(21)
+    n = 40
+    eps, T = rng.uniform(-5, 5, n), rng.uniform(0.3, 3, n)
+    dT, dV = rng.uniform(-1.5, 1.5, n) * T, rng.uniform(-4, 4, n)
+    gL, gR = 10 ** rng.uniform(-1, 1, n), 10 ** rng.uniform(-1, 1, n)
+    energies = np.stack([0 * eps, eps, eps, 2 * eps], axis=-1)   # 0, up, down, 2 (U = 0)
+    gamma = np.zeros((n, 2, 4, 4))
+    for i, j in ((0, 1), (0, 2), (1, 3), (2, 3)):
+        gamma[:, 0, i, j], gamma[:, 1, i, j] = gL, gR
+    mu = np.stack([dV / 2, -dV / 2], axis=-1)
+    temps = np.stack([T + dT / 2, T - dT / 2], axis=-1)
+    W_in, W_out, ii, jj, heat = fcs.transition_rates(energies, [0, 1, 1, 2], gamma, mu, temps)
+    p = fcs.stationary(W_in, W_out, ii, jj, 4)
+    J, S = fcs.mean_and_noise(W_in, W_out, ii, jj, p)
+    one = get_model("single_level")(eps=eps, T=T, dT=dT, dV=dV, mu=0.0, gamma_L=gL,
+                                    gamma_R=gR)
+    np.testing.assert_allclose(J, 2 * one["J_L"], rtol=1e-10)
+    np.testing.assert_allclose(S, 2 * single_level_noise(eps, T, dT, dV, 0.0, gL, gR),
+                               rtol=1e-10)
+    SQ = fcs.noise(W_in, W_out, ii, jj, p, weight=heat[:, 0, :])
+    np.testing.assert_allclose(SQ, 2 * (eps - dV / 2) ** 2 * single_level_noise(
+        eps, T, dT, dV, 0.0, gL, gR), rtol=1e-10)
+
+
 def test_fcs_batched_equals_pointwise():
     pts = _random_single_points(8, seed=3)
     W = [_single_level_rates(**{n: pts[n][k] for n in pts}) for k in range(8)]
