@@ -207,3 +207,25 @@ def test_nan_input_is_flagged_invalid():
     assert m["merit_flag"].tolist() == [merit.INVALID, merit.ENGINE]
     assert np.isnan(m["eta"][0]) and m["eta"][1] == pytest.approx(0.5)
     assert m["merit_flag"].dtype == np.int8
+
+
+def test_hot_side_follows_the_sign_of_dT_when_the_temperatures_round_equal():
+    """dT = 9e-220 at T = 1: T_L and T_R are the same double, yet L is hot (regression: the
+    hot side was read from T_L >= T_R, so the mirror image called L hot as well)."""
+    p = {"eps": 0.0, "T": 1.0, "dT": 8.969790646311603e-220, "dV": 1.0, "mu": 1.0,
+         "gamma_L": 1.0, "gamma_R": 1.0}
+    assert p["T"] + p["dT"] / 2 == p["T"] - p["dT"] / 2
+    m, _ = model_merit(**p)
+    mm, _ = model_merit(**mirror(p))
+    assert m["merit_flag"] == mm["merit_flag"] == merit.FRIDGE
+    assert m["cop"] == pytest.approx(mm["cop"], rel=1e-13)
+
+
+def test_subnormal_power_is_flagged_underflow():
+    # an engine (J_L ~ 1e-209 > 0 deep in the tail, dV = -1e-110): P ~ -1e-319 is subnormal,
+    # its sign exact, its digits gone
+    m, out = model_merit(eps=600.0, T=1.0, dT=0.5, dV=-1e-110, mu=0.0, gamma_L=2.0,
+                         gamma_R=2.0)
+    assert 0 < abs(out["P"]) < 2.2e-308
+    assert m["merit_flag"] == merit.UNDERFLOW
+    assert all(np.isnan(m[name]) for name in FIGURES)
