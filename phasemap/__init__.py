@@ -7,6 +7,8 @@ Public API::
 
     phasemap.evaluate(model="single_level", **params) -> xarray.Dataset
     phasemap.threshold(along, model="single_level", bracket=(lo, hi), quantity="J_L", **params)
+    phasemap.max_power(along, model="single_level", bracket=None, **params) -> xarray.Dataset
+    phasemap.linear_response(model="single_level", **params) -> xarray.Dataset
     phasemap.GridSpec.from_yaml(path)
     phasemap.compute(spec, store=None, client=None) -> xarray.Dataset   (the Zarr cache)
 
@@ -43,6 +45,8 @@ _EXPORTS = {
     "Store": "store",
     "compute": "store",
     "threshold": "thresholds",
+    "max_power": "optimize",
+    "linear_response": "optimize",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

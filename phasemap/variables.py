@@ -12,6 +12,7 @@ from typing import Any
 
 import xarray as xr
 
+from .physics.merit import MERIT_FLAGS
 from .regimes import MACHINE_LABELS, REGIME_LABELS
 
 UNITS_CONVENTION = (
@@ -61,6 +62,43 @@ VARIABLES: dict[str, dict[str, Any]] = {
         "flag_meanings": " ".join(MACHINE_LABELS),
     },
 }
+
+# Figures of merit and current noise (phasemap.physics.merit, .fcs, .noise).
+VARIABLES.update({
+    "power": {"units": "E0 gamma0",
+              "long_name": "useful power of the machine: -P (heat engine), heat drawn from the "
+                           "cold side (refrigerator), heat into the hot side (heater)",
+              "symbol": "P_out"},
+    "eta": {"units": "1", "long_name": "heat-engine efficiency -P/Q_h", "symbol": "η"},
+    "eta_over_carnot": {"units": "1", "long_name": "efficiency over Carnot's, eta/eta_C",
+                        "symbol": "η/η_C"},
+    "cop": {"units": "1", "long_name": "refrigerator coefficient of performance Q_c/P",
+            "symbol": "COP"},
+    "cop_over_carnot": {"units": "1", "long_name": "COP over Carnot's, COP/COP_C",
+                        "symbol": "COP/COP_C"},
+    "cop_heating": {"units": "1",
+                    "long_name": "heat-pump coefficient of performance -Q_h/P",
+                    "symbol": "COP_h"},
+    "cop_heating_over_carnot": {"units": "1",
+                                "long_name": "heat-pump COP over Carnot's T_h/(T_h - T_c)",
+                                "symbol": "COP_h/COP_h,C"},
+    "merit_flag": {
+        "long_name": "which machine the figures of merit describe (why the others are NaN)",
+        "flag_values": list(range(len(MERIT_FLAGS))),
+        "flag_meanings": " ".join(MERIT_FLAGS),
+    },
+    "noise_J": {"units": "gamma0",
+                "long_name": "zero-frequency particle-current noise, lim Var(N_L(t))/t",
+                "symbol": "S_J"},
+    "noise_Q": {"units": "E0^2 gamma0",
+                "long_name": "zero-frequency heat-current noise of the left lead",
+                "symbol": "S_Q"},
+    "fano": {"units": "1", "long_name": "Fano factor noise_J/|J_L|", "symbol": "F"},
+    "tur": {"units": "1",
+            "long_name": "thermodynamic uncertainty ratio s noise_J/J_L^2 (>= 2 for Markov "
+                         "models)",
+            "symbol": "Q"},
+})
 
 LABEL_VARIABLES = ("regime", "machine")
 
