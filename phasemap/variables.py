@@ -99,6 +99,10 @@ VARIABLES.update({
                          "models)",
             "symbol": "Q"},
 })
+# Figures of merit and noise are magnitudes: plotted on sequential colour maps.
+for _name in ("power", "eta", "eta_over_carnot", "cop", "cop_over_carnot", "cop_heating",
+              "cop_heating_over_carnot", "noise_J", "noise_Q", "fano", "tur"):
+    VARIABLES[_name]["signed"] = False
 
 LABEL_VARIABLES = ("regime", "machine")
 
