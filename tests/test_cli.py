@@ -23,7 +23,8 @@ from typer.testing import CliRunner
 
 import phasemap
 from phasemap import GridSpec
-from phasemap.cli import _pipeline_specs, app
+from phasemap.cli import app
+from phasemap.query import pipeline_specs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -324,7 +325,7 @@ def test_shipped_pipelines_are_valid():
     survey = GridSpec.load(REPO / "pipelines" / "survey.yaml")
     assert survey.dims == ("eps", "T", "dT", "dV")
     assert survey.size >= 10**8  # and GridSpec validated T_R > 0 over the whole grid
-    specs = _pipeline_specs(REPO / "pipelines" / "paper.yaml")
+    specs = pipeline_specs(REPO / "pipelines" / "paper.yaml")
     assert specs, "pipelines/paper.yaml matches no spec"
     for path in specs:
         assert path.parent == REPO / "pipelines" / "paper"

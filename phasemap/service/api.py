@@ -3,9 +3,10 @@
 A thin adapter. Parameters go through :func:`phasemap.evaluate` / :meth:`GridSpec.from_dict`
 (the one validation path) and every :class:`~phasemap.errors.ParameterError` becomes a 422
 answer whose body is ``ParameterError.as_dict()`` (``param``, ``value``, ``allowed``,
-``message``). Points and slices of stored datasets are read lazily with the CLI's own helpers
-(:func:`phasemap.cli.point_record`, :func:`~phasemap.cli.select_slice`,
-:func:`~phasemap.cli.write_slice`). Dataset ids are the store's content-addressed ids, checked
+``message``). Points and slices of stored datasets are read lazily with the library's query
+helpers (:func:`phasemap.query.point_record`, :func:`~phasemap.query.select_slice`,
+:func:`~phasemap.query.write_slice`), whose errors are restated in HTTP's words (query keys,
+``interp=true``). Dataset ids are the store's content-addressed ids, checked
 against ``[A-Za-z0-9]{1,64}`` and the store's list before anything is read, so nothing a client
 sends names a path. Reads of a finished dataset never change, so they carry an ``ETag`` and a
 long ``Cache-Control``.
@@ -37,6 +38,7 @@ from .. import __version__
 from ..errors import GridTooLargeError, ParameterError, PhasemapError, StoreError
 from ..grid import GridSpec
 from ..models import get_model
+from ..query import point_record, select_slice, slice_points, write_slice
 from ..store import Store
 from .config import ServiceConfig
 from .jobs import JobManager
@@ -89,29 +91,102 @@ class SafeJSONResponse(JSONResponse):
 
 
 class APIError(Exception):
-    """An answer other than 2xx with a JSON body ``{"error": code, "message": ...}``."""
+    """An answer other than 2xx with a JSON body ``{"error": code, "message": ..., **extra}``.
 
-    def __init__(self, status: int, code: str, message: str,
+    ``http_status`` is the HTTP status; ``extra`` adds fields to the body (a job's
+    ``status``, say), so no body field can collide with an argument.
+    """
+
+    def __init__(self, http_status: int, code: str, message: str,
                  headers: dict[str, str] | None = None, **extra: Any):
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message = http_status, code, message
         self.headers = headers or {}
         self.extra = extra
 
 
-def _parameter_body(exc: ParameterError) -> dict[str, Any]:
-    return {"error": "invalid_parameter", **exc.as_dict()}
+#: HTTP status and error code of phasemap's error classes, most specific first (looked up
+#: along the class's MRO, by class name so that error types the store adds later map without
+#: an import here). A class may also declare ``http_status`` and ``http_code`` itself.
+ERROR_STATUS: dict[str, tuple[int, str]] = {
+    "DatasetNotFound": (404, "not_found"),
+    "NotFound": (404, "not_found"),
+    "QuotaExceeded": (507, "quota_exceeded"),
+    "StoreFull": (507, "quota_exceeded"),
+    "ParameterError": (422, "invalid_parameter"),
+    "StoreCorrupted": (409, "store_damaged"),
+    "ShardMissing": (409, "store_damaged"),
+    "StoreBusy": (503, "busy"),
+    "StoreError": (409, "not_ready"),
+    "PhasemapError": (500, "error"),
+}
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """422 for bad input (FastAPI's own checks included), JSON bodies for every error."""
+def error_status(exc: BaseException) -> tuple[int, str]:
+    """HTTP status and error code of a phasemap error, by class (see :data:`ERROR_STATUS`)."""
+    status = getattr(exc, "http_status", None)
+    if isinstance(status, int):
+        return status, str(getattr(exc, "http_code", "error"))
+    for cls in type(exc).__mro__:
+        if cls.__name__ in ERROR_STATUS:
+            return ERROR_STATUS[cls.__name__]
+    return 500, "error"
+
+
+def scrub(text: str, store: Store | None) -> str:
+    """``text`` with the store's location (URL, path, resolved path) replaced by ``<store>``:
+    HTTP answers never tell a client where the server keeps its files."""
+    if store is None:
+        return text
+    import os
+
+    names = {str(store.url), str(store.url).removeprefix("file://")}
+    for name in list(names):
+        if "://" not in name:
+            names |= {os.path.abspath(name), os.path.realpath(name)}
+    for name in sorted((n for n in names if len(n) > 1), key=len, reverse=True):
+        text = text.replace(name, "<store>")
+    return text
+
+
+def http_words(exc: ParameterError, path: str = "") -> ParameterError:
+    """A library error restated in HTTP's words: query keys, not options; ``interp=true``
+    where the point endpoint can interpolate; no validator phrasing."""
+    from ..query import MissingCoordinates, OffGrid, plain_words
+
+    exc = plain_words(exc)
+    if isinstance(exc, OffGrid) and path.endswith("/point"):
+        return ParameterError(exc.param, exc.value,
+                              exc.allowed + "; add interp=true to interpolate", exc.detail)
+    if isinstance(exc, MissingCoordinates):
+        return ParameterError(exc.param, None, "a value for every dimension of the dataset: "
+                                               f"give {', '.join(exc.missing)} too")
+    return exc
+
+
+def _parameter_body(exc: ParameterError, code: str = "invalid_parameter") -> dict[str, Any]:
+    return {"error": code, **exc.as_dict()}
+
+
+def install_error_handlers(app: FastAPI, store: Store | None = None) -> None:
+    """422 for bad input (FastAPI's own checks included), JSON bodies for every error, a
+    status by class for the other phasemap errors; no error answer is cacheable and none
+    names the store's location."""
+    no_store = {"Cache-Control": "no-store"}
 
     @app.exception_handler(ParameterError)
     async def _param(request: Request, exc: ParameterError):
-        return SafeJSONResponse(_parameter_body(exc), status_code=422)
+        status, code = error_status(exc)
+        exc = http_words(exc, request.url.path)
+        body = _parameter_body(exc, code if status != 422 else "invalid_parameter")
+        body["message"] = scrub(body["message"], store)
+        body["value"] = scrub(str(body["value"]), store)
+        return SafeJSONResponse(body, status_code=status, headers=no_store)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
+        from ..query import plain_words
+
         errors = exc.errors()
         err = errors[0] if errors else {"loc": ("request",), "msg": "invalid request"}
         loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body",
@@ -122,14 +197,18 @@ def install_error_handlers(app: FastAPI) -> None:
                    "bool_parsing": "true or false", "missing": "a value (it is required)",
                    "string_pattern_mismatch": "an id of letters and digits, as listed by "
                                               "GET /api/datasets",
+                   "string_too_long": "at most "
+                                      f"{(err.get('ctx') or {}).get('max_length', '?')} "
+                                      "characters",
                    "literal_error": str(err.get("msg", ""))}.get(kind, str(err.get("msg", "")))
-        body = _parameter_body(ParameterError(param, err.get("input"), allowed))
-        return SafeJSONResponse(body, status_code=422)
+        body = _parameter_body(plain_words(ParameterError(param, err.get("input"), allowed)))
+        return SafeJSONResponse(body, status_code=422, headers=no_store)
 
     @app.exception_handler(APIError)
     async def _api(request: Request, exc: APIError):
-        return SafeJSONResponse({"error": exc.code, "message": exc.message, **exc.extra},
-                                status_code=exc.status, headers=exc.headers)
+        return SafeJSONResponse({"error": exc.code, "message": scrub(exc.message, store),
+                                 **exc.extra},
+                                status_code=exc.status, headers={**no_store, **exc.headers})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
@@ -138,9 +217,11 @@ def install_error_handlers(app: FastAPI) -> None:
                                 status_code=exc.status_code,
                                 headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(StoreError)
-    async def _store(request: Request, exc: StoreError):
-        return SafeJSONResponse({"error": "not_ready", "message": str(exc)}, status_code=409)
+    @app.exception_handler(PhasemapError)
+    async def _phasemap(request: Request, exc: PhasemapError):
+        status, code = error_status(exc)
+        return SafeJSONResponse({"error": code, "message": scrub(str(exc), store)},
+                                status_code=status, headers=no_store)
 
 
 # --- reading stored datasets -------------------------------------------------------------
@@ -275,8 +356,6 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
         mu=0, gamma_L=gamma_R=2``)."""
         import phasemap
 
-        from ..cli import point_record
-
         _query(request, (*PARAMS, "model"))
         m = get_model(model)
         given = {k: v for k, v in dict(eps=eps, T=T, dT=dT, dV=dV, mu=mu, gamma_L=gamma_L,
@@ -334,8 +413,6 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
                    interp: bool = False) -> Response:
         """Give a value for every dimension of the dataset (a grid value unless
         ``interp=true``); fixed parameters may be given and must then match."""
-        from ..cli import point_record
-
         _query(request, (*PARAMS, "interp"))
         ds = _open_done(store, jobs, datasets, id)
         etag = etag_of(id, request)
@@ -361,8 +438,6 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
         """Fix some dimensions at grid values; the others are returned whole (at most
         ``max_slice_points`` points). JSON is xarray's ``Dataset.to_dict`` layout (NaN as
         null); NetCDF is the file ``phasemap query --slice --out F.nc`` writes."""
-        from ..cli import select_slice, write_slice
-
         _query(request, (*PARAMS, "format", "vars"))
         ds = _open_done(store, jobs, datasets, id)
         etag = etag_of(id, request)
@@ -381,14 +456,8 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
                 if v not in ds.data_vars:
                     raise ParameterError("vars", v, "variables of the dataset: "
                                                     f"{', '.join(map(str, ds.data_vars))}")
-        scalar = {k: v for k, v in fixed.items() if k not in ds.dims}
-        sub = select_slice(ds[names], {k: v for k, v in fixed.items() if k in ds.dims})
-        for name, value in scalar.items():  # a fixed parameter may be named if it matches
-            if name not in ds.coords or not math.isclose(float(ds[name]), value,
-                                                         rel_tol=1e-9, abs_tol=1e-12):
-                raise ParameterError(name, value, "a dimension of the dataset: "
-                                                  f"{', '.join(map(str, ds.dims))}")
-        points = int(np.prod([sub.sizes[d] for d in sub.dims])) if sub.dims else 1
+        sub = select_slice(ds[names], fixed)
+        points = slice_points(sub)
         if points > config.max_slice_points:
             raise ParameterError("slice", f"{points:,} points",
                                  f"at most {config.max_slice_points:,} points: fix more of "
@@ -490,6 +559,10 @@ def _open_done(store: Store, jobs: JobManager, datasets: DatasetCache, rid: str)
                        status=status)
     try:
         return datasets.open(rid)
-    except (StoreError, FileNotFoundError) as exc:
+    except FileNotFoundError:
         datasets.forget(rid)
-        raise APIError(409, "not_ready", f"dataset {rid} cannot be read: {exc}") from None
+        raise APIError(409, "not_ready", f"dataset {rid} cannot be read: a file of it is "
+                                         "missing in the store") from None
+    except StoreError:
+        datasets.forget(rid)
+        raise

@@ -155,7 +155,7 @@ def create_app(config: ServiceConfig | None = None, jobs: JobManager | None = No
         default_response_class=SafeJSONResponse,
     )
     app.state.config, app.state.store, app.state.jobs = config, store, jobs
-    install_error_handlers(app)
+    install_error_handlers(app, store)
     app.include_router(build_router(config, store, jobs, datasets))
 
     @app.get("/", include_in_schema=False)
@@ -206,12 +206,12 @@ def panel_dist() -> str:
 
 def paper_specs(root: Path | None = None) -> list[Path]:
     """Grid specs of the paper's pipelines (``pipelines/paper/*.yaml``), each listed once."""
-    from ..cli import _pipeline_specs
+    from ..query import pipeline_specs
 
     root = root or Path(__file__).resolve().parents[2] / "pipelines" / "paper"
     seen: dict[Path, None] = {}
     for path in sorted(root.glob("*.yaml")) + sorted(root.glob("*.yml")):
-        for spec in _pipeline_specs(path):
+        for spec in pipeline_specs(path):
             seen.setdefault(spec.resolve(), None)
     return list(seen)
 
@@ -223,9 +223,9 @@ def precompute(jobs: JobManager, specs: list[Path], compute: Callable[..., Any] 
     ``compute(spec, store, client, label=...)`` may replace :func:`phasemap.compute` to show
     progress (the CLI passes its progress bar).
     """
-    from ..grid import GridSpec
+    from ..query import load_spec
 
-    grids = [GridSpec.load(p) for p in specs]  # validate every spec before computing any
+    grids = [load_spec(p) for p in specs]  # validate every spec before computing any
     ids = []
     for path, grid in zip(specs, grids, strict=True):
         fn = None

@@ -419,9 +419,9 @@ class Explorer:
         self._guard(self._draw_lines)
 
     def _draw_lines(self) -> None:
-        from ..cli import point_record
         from ..plot import line_plot
         from ..plot.boundaries import select
+        from ..query import point_record
 
         if self.ds is None or not self.along.value:
             self.line_pane.object = None
