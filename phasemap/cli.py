@@ -35,6 +35,21 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect and maintain the store.")
 app.add_typer(cache_app, name="cache")
 
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out.print(f"phasemap {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print the version and exit.")] = False) -> None:
+    """Transport phase maps of quantum-dot thermoelectric devices."""
+
 out = Console(highlight=False, soft_wrap=True)  # one result per line, never wrapped
 err = Console(stderr=True, highlight=False)
 
@@ -317,12 +332,19 @@ def query(target: Annotated[str, typer.Argument(
 def cache_ls(store: StoreOpt = None) -> None:
     """List the datasets in the store."""
     st = _store(store)
-    table = Table(Column("id", no_wrap=True, min_width=16), "name", "model", "shape", "points",
-                  "created", title=st.url)  # ids are never shortened: users copy them
-    for r in sorted(st.requests(), key=lambda r: r.get("created", "")):
-        table.add_row(r["id"], r["spec"].get("name") or "", r["spec"].get("model", ""),
-                      " x ".join(f"{d}:{n}" for d, n in zip(r["dims"], r["shape"], strict=True)),
-                      f"{r['points']:,}", r.get("created", ""))
+    rows = [(r["id"], r["spec"].get("name") or "", r["spec"].get("model", ""),
+             " x ".join(f"{d}:{n}" for d, n in zip(r["dims"], r["shape"], strict=True)),
+             f"{r['points']:,}", r.get("created", ""))
+            for r in sorted(st.requests(), key=lambda r: r.get("created", ""))]
+    header = ("id", "name", "model", "shape", "points", "created")
+    if not out.is_terminal:  # piped: whole fields, tab-separated, one dataset a line
+        for row in (header, *rows):
+            typer.echo("\t".join(" ".join(str(f).split()) for f in row))
+        return
+    table = Table(Column("id", no_wrap=True, min_width=16), *header[1:],
+                  title=st.url)  # ids are never shortened: users copy them
+    for row in rows:
+        table.add_row(*row)
     out.print(table)
 
 
