@@ -7,6 +7,7 @@ and small limits (see :data:`phasemap.service.testing.TEST_ENV`), on a temporary
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 
@@ -366,3 +367,184 @@ def test_job_manager_in_process(tmp_path):
     assert not jobs.client_started
     with pytest.raises(RuntimeError):
         jobs.submit(spec)
+
+
+# --- in-process: the real app over a real JobManager and store ------------------------------
+
+LOCAL = "http://127.0.0.1:8000"  # the Host and Origin of a server listening on loopback
+
+
+def tiny(num: int = 5, **extra) -> dict:
+    return {"params": {"T": 7.5, "dT": 5.0}, "axes": {"eps": {"start": -4, "stop": 4,
+                                                              "num": num}}, **extra}
+
+
+@pytest.fixture
+def local(tmp_path):
+    """(client, jobs, store, release): the app in this process with a job that blocks the
+    job thread until ``release.set()``."""
+    from fastapi.testclient import TestClient
+
+    from phasemap.service import ServiceConfig, create_app
+    from phasemap.service.app import job_manager
+    from phasemap.store import compute as store_compute
+
+    config = ServiceConfig(store=str(tmp_path / "store"), max_queued_jobs=4,
+                           max_request_shards=64, max_grid_points=200_000,
+                           max_chunk_points=4096, workers=1, token=None)
+    store = Store(config.store)
+    jobs = job_manager(config, store)
+    release = threading.Event()
+
+    def blocking(spec, store=None, client=None, progress=None):
+        release.wait(120)
+        return store_compute(spec, store=store)
+
+    blocker = jobs.submit(phasemap.GridSpec.from_dict(tiny(7)), blocking, check=False)
+    app = create_app(config, jobs, explorer=False)
+    try:
+        with TestClient(app, base_url=LOCAL) as c:
+            yield c, jobs, store, release, blocker
+    finally:
+        release.set()
+        jobs.close()
+
+
+def test_reading_an_unfinished_grid_is_409(local):
+    c, jobs, _, release, blocker = local
+    for path in ("point", "slice"):
+        r = c.get(f"/api/grids/{blocker.id}/{path}", params={"eps": 0})
+        assert r.status_code == 409, r.text
+        assert r.json()["error"] == "not_ready"
+        assert r.json()["status"] in ("queued", "running")
+        assert r.headers["cache-control"] == "no-store"
+    release.set()
+    assert jobs.wait(blocker.id, timeout=120).status == "done"
+    r = c.get(f"/api/grids/{blocker.id}/point", params={"eps": 0})
+    assert r.status_code == 200 and r.json()["J_L"] == float(
+        phasemap.evaluate(eps=0.0, T=7.5, dT=5.0).J_L)
+
+
+def test_the_job_queue_is_bounded(local):
+    c, *_ = local
+    answers = [c.post("/api/grids", json=tiny(9 + i)) for i in range(50)]
+    codes = [r.status_code for r in answers]
+    assert codes.count(202) == 3, codes  # 4 at most in flight, one is the blocked job
+    refused = [r for r in answers if r.status_code == 503]
+    assert len(refused) == 47
+    assert refused[0].json()["error"] == "busy" and "queued" in refused[0].json()["message"]
+    assert int(refused[0].headers["retry-after"]) > 0
+    # joining a grid already in flight is not a new job
+    again = c.post("/api/grids", json=tiny(9))
+    assert again.status_code == 202 and again.json()["id"] == answers[0].json()["id"]
+
+
+@pytest.mark.parametrize(("spec", "named", "says"), [
+    (tiny(num="30000000"), "axes.eps.num", "integer"),
+    (tiny(num="9000000000"), "axes.eps.num", "integer"),
+    (tiny(num=5.0), "axes.eps.num", "integer"),
+    (tiny(num=True), "axes.eps.num", "integer"),
+    (tiny(num=9_000_000_000), "grid", "at most 200,000 points"),
+    (tiny(chunks={"eps": 16777216}), "chunks", "at most 4,096 points"),
+    (tiny(chunks={"eps": "4"}), "chunks.eps", "integer"),
+    (tiny(name="n" * 5000), "name", "at most 200 characters"),
+    ({"params": {"T": 7.5, "dT": 5.0}, "axes": {"eps": [float(i) for i in range(100)],
+                                                "dV": [float(i) for i in range(3)]}},
+     "grid", "300 shards"),
+    (tiny(num=0), "axes.eps.num", "integer >= 1"),
+])
+def test_request_costs_are_counted_before_parsing(local, spec, named, says):
+    c, *_ = local
+    r = c.post("/api/grids", json=spec)
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["param"] == named and says in body["message"], body
+    assert "Input should" not in body["message"]
+
+
+def test_writes_need_json_and_a_same_site_origin(local):
+    c, *_ = local
+    cross = {"Content-Type": "text/plain"}
+    r = c.post("/api/grids", content=json.dumps(tiny(11)), headers=cross)
+    assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type"
+    for headers in ({"Origin": "http://evil.example"}, {"Origin": "http://127.0.0.1:9999"},
+                    {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}):
+        r = c.post("/api/grids", json=tiny(11), headers=headers)
+        assert r.status_code == 403 and r.json()["error"] == "bad_origin", headers
+    r = c.post("/api/grids", json=tiny(11), headers={"Origin": LOCAL})
+    assert r.status_code == 202, r.text
+    r = c.post("/api/grids", json=tiny(12), headers={"Origin": "http://localhost:8000"})
+    assert r.status_code == 202, r.text
+
+
+@pytest.mark.parametrize(("host", "code"), [
+    ("evil.example", 400), ("evil.example:8000", 400), ("127.0.0.1.evil.example", 400),
+    ("127.0.0.1:8000", 200), ("localhost:8000", 200), ("[::1]:8000", 200),
+])
+def test_host_header_is_checked(local, host, code):
+    c, *_ = local
+    r = c.get("/api/health", headers={"Host": host})
+    assert r.status_code == code, r.text
+    if code == 400:
+        assert r.json()["error"] == "bad_host"
+
+
+def test_allowed_hosts_extend_the_list():
+    from phasemap.service import ServiceConfig
+    from phasemap.service.security import RequestGuard
+
+    guard = RequestGuard(None, ServiceConfig(allowed_hosts=["phasemap.lab"], port=80))
+    scope = {"type": "http", "method": "GET", "path": "/api/health"}
+    assert guard.problem(scope, {"host": "phasemap.lab"}) is None
+    assert guard.problem(scope, {"host": "phasemap.lab:80"}) is None
+    assert guard.problem(scope, {"host": "other.lab"})[0] == 400
+    post = {**scope, "method": "POST"}
+    assert guard.problem(post, {"host": "phasemap.lab", "origin": "http://phasemap.lab",
+                                "content-type": "application/json"}) is None
+
+
+def test_health_counts_each_dataset_once(local, tmp_path):
+    c, _, store, *_ = local
+    before = c.get("/api/health").json()["datasets"]
+    for num in (3, 4):
+        phasemap.compute(phasemap.GridSpec.from_dict(tiny(num)), store=store)
+    health = c.get("/api/health").json()
+    listed = c.get("/api/datasets").json()["datasets"]
+    assert health["datasets"] == before + 2
+    assert health["datasets"] == sum(d["status"] == "done" for d in listed)
+
+
+def test_http_errors_speak_http(local):
+    c, jobs, _, release, blocker = local
+    release.set()
+    jobs.wait(blocker.id, timeout=120)
+    rid = blocker.id  # eps from -4 to 4 in 7 points, T = 7.5 and dT = 5 fixed
+    r = c.get(f"/api/grids/{rid}/point", params={"eps": 0.5})
+    body = r.json()
+    assert r.status_code == 422 and body["param"] == "eps"
+    assert "interp=true" in body["message"] and "--" not in body["message"]
+    r = c.get(f"/api/grids/{rid}/point", params={"eps": 0, "T": 5})
+    body = r.json()
+    assert r.status_code == 422 and body["param"] == "T"
+    assert "fixed at 7.5" in body["message"], body
+    r = c.get(f"/api/grids/{rid}/point", params={"T": 7.5})
+    body = r.json()
+    assert r.status_code == 422 and body["param"] == "eps" and "--at" not in body["message"]
+    r = c.get(f"/api/grids/{rid}/slice", params={"eps": 0.5})
+    assert r.status_code == 422 and "interp" not in r.json()["message"]
+    r = c.post("/api/grids", json=tiny(num=0))
+    assert "Input should" not in r.json()["message"]
+
+
+def test_no_store_paths_in_answers(local, tmp_path):
+    c, jobs, _, release, blocker = local
+    release.set()
+    jobs.wait(blocker.id, timeout=120)
+    import shutil
+
+    shutil.rmtree(tmp_path / "store" / "families")
+    for path, params in (("point", {"eps": 0}), ("slice", {})):
+        r = c.get(f"/api/grids/{blocker.id}/{path}", params=params)
+        assert r.status_code >= 400, r.text
+        assert str(tmp_path) not in r.text and "families" not in r.text, r.text
+        assert r.headers["cache-control"] == "no-store"

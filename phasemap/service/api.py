@@ -35,13 +35,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..errors import GridTooLargeError, ParameterError, PhasemapError, StoreError
+from ..errors import ParameterError, PhasemapError, StoreError
 from ..grid import GridSpec
 from ..models import get_model
 from ..query import point_record, select_slice, slice_points, write_slice
 from ..store import Store
 from .config import ServiceConfig
 from .jobs import JobManager
+from .limits import spec_from_request
 
 ID_PATTERN = r"^[A-Za-z0-9]{1,64}$"
 _ID_RE = re.compile(ID_PATTERN)
@@ -220,8 +221,9 @@ def install_error_handlers(app: FastAPI, store: Store | None = None) -> None:
     @app.exception_handler(PhasemapError)
     async def _phasemap(request: Request, exc: PhasemapError):
         status, code = error_status(exc)
+        headers = {**no_store, **({"Retry-After": "5"} if status == 503 else {})}
         return SafeJSONResponse({"error": code, "message": scrub(str(exc), store)},
-                                status_code=status, headers=no_store)
+                                status_code=status, headers=headers)
 
 
 # --- reading stored datasets -------------------------------------------------------------
@@ -342,7 +344,7 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
     def health(request: Request) -> dict[str, Any]:
         sessions = getattr(request.app.state, "explorer_sessions", None)
         return {"status": "ok", "version": __version__,
-                "datasets": len(store.list_blobs("requests")),
+                "datasets": len(store.requests()),
                 "jobs_running": jobs.running(), "dask_started": jobs.client_started,
                 "explorer_sessions": sessions() if sessions else None}
 
@@ -385,10 +387,8 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
         except (ValueError, RecursionError):
             raise ParameterError("spec", raw[:80].decode("utf-8", "replace"),
                                  "a JSON object with model, params and axes") from None
-        if not isinstance(data, dict):
-            raise ParameterError("spec", data, "a JSON object with model, params and axes")
-        _precheck_size(data, config.max_grid_points)
-        spec = _parse_spec(data)
+        spec = spec_from_request(data, max_points=config.max_grid_points,
+                                 max_chunk_points=config.max_chunk_points)
         job = await run_in_threadpool(jobs.submit, spec)
         body = {"id": job.id, "status": job.status, "url": f"/api/grids/{job.id}"}
         return SafeJSONResponse(body, status_code=200 if job.status == "done" else 202,
@@ -501,40 +501,6 @@ def _labels(lens: str) -> tuple[str, ...]:
     from ..regimes import LENSES
 
     return LENSES[lens]
-
-
-def _precheck_size(data: dict[str, Any], limit: int) -> None:
-    """Refuse a spec whose axes promise more than ``limit`` points *before* it is parsed
-    (parsing builds every axis' coordinates, which a huge ``num`` would make costly).
-    Anything malformed is left to :meth:`GridSpec.from_dict` to describe."""
-    axes = data.get("axes")
-    if not isinstance(axes, dict):
-        return
-    points = 1
-    for value in axes.values():
-        if isinstance(value, dict):
-            num = value.get("num", 1)
-            if isinstance(num, bool) or not isinstance(num, int | float) or not (
-                    math.isfinite(num) and num >= 1):
-                return
-            points *= int(num)
-        elif isinstance(value, list):
-            points *= max(len(value), 1)
-    if points > limit:
-        raise GridTooLargeError("grid", f"{points:,} points",
-                                f"at most {limit:,} points per grid on this server")
-
-
-def _parse_spec(data: dict[str, Any]) -> GridSpec:
-    """The spec through the one validation path; arithmetic failures on absurd numbers in
-    it are reported as a bad spec too, never as a server error."""
-    try:
-        return GridSpec.from_dict(data)
-    except PhasemapError:
-        raise
-    except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:
-        raise ParameterError("spec", "(grid spec)", "a grid spec with finite, moderate "
-                                                    "numbers", detail=str(exc)[:200]) from None
 
 
 def _record_status(store: Store, record: dict[str, Any]) -> dict[str, Any]:

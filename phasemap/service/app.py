@@ -25,6 +25,7 @@ from ..store import Store
 from .api import DatasetCache, SafeJSONResponse, build_router, install_error_handlers
 from .config import ServiceConfig
 from .jobs import JobManager
+from .security import RequestGuard, replace_component_route
 
 #: Where the explorer lives.
 EXPLORER_PATH = "/explorer"
@@ -124,6 +125,14 @@ class ExplorerGuard:
             await body(scope, receive, send)
 
 
+def job_manager(config: ServiceConfig, store: Store) -> JobManager:
+    """The job manager of a server with ``config``'s limits."""
+    return JobManager(store, max_grid_points=config.max_grid_points,
+                      max_compute_points=config.max_compute_points,
+                      max_shards=config.max_request_shards,
+                      max_queued=config.max_queued_jobs, workers=config.workers)
+
+
 def create_app(config: ServiceConfig | None = None, jobs: JobManager | None = None, *,
                explorer: bool = True) -> FastAPI:
     """The service as an ASGI app (API under ``/api``, explorer under ``/explorer``).
@@ -132,9 +141,7 @@ def create_app(config: ServiceConfig | None = None, jobs: JobManager | None = No
     """
     config = config or ServiceConfig()
     store = Store(config.store)
-    jobs = jobs or JobManager(store, max_grid_points=config.max_grid_points,
-                              max_compute_points=config.max_compute_points,
-                              workers=config.workers)
+    jobs = jobs or job_manager(config, store)
     datasets = DatasetCache(store)
 
     @contextlib.asynccontextmanager
@@ -180,8 +187,10 @@ def create_app(config: ServiceConfig | None = None, jobs: JobManager | None = No
         for route in app.routes:  # the page and its websocket are not part of the JSON API
             if getattr(route, "path", "").startswith(EXPLORER_PATH):
                 route.include_in_schema = False
+        replace_component_route(app)
         app.add_middleware(ExplorerGuard, prefix=EXPLORER_PATH)
     app.add_middleware(BodySizeLimit, limit=config.max_body_bytes)
+    app.add_middleware(RequestGuard, config=config, websocket_prefix=EXPLORER_PATH)
     return app
 
 
@@ -252,8 +261,7 @@ def serve(config: ServiceConfig, *, precompute_paper: bool = True,
 
     echo = echo or functools.partial(print, file=sys.stderr)
     store = Store(config.store)
-    jobs = JobManager(store, max_grid_points=config.max_grid_points,
-                      max_compute_points=config.max_compute_points, workers=config.workers)
+    jobs = job_manager(config, store)
     try:
         if precompute_paper:
             specs = paper_specs()

@@ -31,6 +31,7 @@ from ..variables import VARIABLES, axis_label
 from .api import DatasetCache
 from .config import ServiceConfig
 from .jobs import Job, JobManager
+from .limits import spec_from_request
 
 #: Variables the map can show besides the labels.
 SHOWN = ("J_L", "Q_L", "Q_R", "P", "s")
@@ -482,10 +483,12 @@ class Explorer:
             except ValueError:
                 raise ParameterError(name, text, "a number, start:stop:num or a list "
                                                  "a, b, c") from None
-        spec = {"model": "single_level", "params": params, "axes": axes}
+        spec: dict[str, Any] = {"model": "single_level", "params": params, "axes": axes}
         if self.form_name.value.strip():
-            spec["name"] = self.form_name.value.strip()[:200]
-        return GridSpec.from_dict(spec)
+            spec["name"] = self.form_name.value.strip()
+        # the same limits as POST /api/grids, counted before any axis is built
+        return spec_from_request(spec, max_points=self.config.max_grid_points,
+                                 max_chunk_points=self.config.max_chunk_points)
 
     def submit(self) -> None:
         token = self.config.token
