@@ -548,3 +548,42 @@ def test_no_store_paths_in_answers(local, tmp_path):
         assert r.status_code >= 400, r.text
         assert str(tmp_path) not in r.text and "families" not in r.text, r.text
         assert r.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning")
+def test_explorer_websocket_origin_and_components(tmp_path):
+    """The explorer's websocket opens only from an allowed Origin; /components imports
+    nothing a request names and answers 404, not 500."""
+    import re
+    import sys
+
+    from fastapi.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    from phasemap.service import ServiceConfig, create_app
+
+    config = ServiceConfig(store=str(tmp_path / "store"), token=None,
+                           websocket_origins=["explorer.lab:443"])
+    with TestClient(create_app(config), base_url=LOCAL) as c:
+        def connect(origin):
+            page = c.get("/explorer")
+            token = re.search(r'"token":\s*"([^"]+)"', page.text).group(1)
+            headers = {"origin": origin} if origin else {}
+            with c.websocket_connect("ws://127.0.0.1:8000/explorer/ws", headers=headers,
+                                     subprotocols=["bokeh", token]) as ws:
+                return json.loads(ws.receive_text())["msgtype"]
+
+        assert connect(LOCAL) == "ACK"
+        assert connect("https://explorer.lab") == "ACK"
+        for origin in ("http://evil.example", "http://127.0.0.1:9999", None):
+            with pytest.raises(WebSocketDisconnect) as refused:
+                connect(origin)
+            assert refused.value.code == 1008, origin
+
+        assert "antigravity" not in sys.modules
+        for path in ("antigravity/x/__css__/a.css", "this/x/__css__/a.css",
+                     "panel.widgets/Select/__css__/x.css", "panel/Nope/__css__/a.css",
+                     "panel", "os/path/_css/etc/passwd"):
+            r = c.get(f"/components/{path}")
+            assert r.status_code in (400, 403, 404), (path, r.status_code)
+        assert "antigravity" not in sys.modules
