@@ -156,6 +156,9 @@ def test_grid_lifecycle_point_and_slices(client, small_id, tmp_path):
     np.testing.assert_array_equal(nc.J_L.values, np.asarray(js["data_vars"]["J_L"]["data"]))
     assert float(nc.dT) == 5.0
     assert nc.J_L.attrs["units"] == "gamma0"
+    ref = phasemap.evaluate(eps=nc.eps.values, dV=nc.dV.values, T=7.5, dT=5.0)
+    for name in ("J_L", "Q_L", "Q_R", "P", "s", "regime", "machine"):
+        np.testing.assert_array_equal(nc[name].values, ref[name].values, err_msg=name)
 
     # selected variables only, and a slice over the limit (1000 points here) is refused
     r = client.get(f"/api/grids/{small_id}/slice", params={"dT": 5, "vars": "J_L,regime"})
@@ -587,3 +590,15 @@ def test_explorer_websocket_origin_and_components(tmp_path):
             r = c.get(f"/components/{path}")
             assert r.status_code in (400, 403, 404), (path, r.status_code)
         assert "antigravity" not in sys.modules
+
+
+def test_kernels_warm_up_in_the_background(client, small_id):
+    """The server answers at once and says when its kernels are compiled; then the first
+    point read and the first interpolation are served (timings: docs/service.md)."""
+    deadline = time.monotonic() + 600
+    while not client.get("/api/health").json()["warm"]:
+        assert time.monotonic() < deadline, "the warm-up never finished"
+        time.sleep(0.5)
+    r = client.get(f"/api/grids/{small_id}/point",
+                   params={"eps": -15.5, "dV": 5, "dT": 5, "interp": "true"})
+    assert r.status_code == 200 and r.json()["regime"] == "absolute_negative_mobility"

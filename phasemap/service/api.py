@@ -343,7 +343,9 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
     @router.get("/health", summary="Liveness and a few counters")
     def health(request: Request) -> dict[str, Any]:
         sessions = getattr(request.app.state, "explorer_sessions", None)
+        warm = getattr(request.app.state, "warm", None)
         return {"status": "ok", "version": __version__,
+                "warm": bool(warm is not None and warm.is_set()),
                 "datasets": len(store.requests()),
                 "jobs_running": jobs.running(), "dask_started": jobs.client_started,
                 "explorer_sessions": sessions() if sessions else None}

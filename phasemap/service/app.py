@@ -13,6 +13,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
+import tempfile
+import threading
+import traceback
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -144,8 +147,12 @@ def create_app(config: ServiceConfig | None = None, jobs: JobManager | None = No
     jobs = jobs or job_manager(config, store)
     datasets = DatasetCache(store)
 
+    warm = threading.Event()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=warm_up, args=(warm,), name="phasemap-warm-up",
+                         daemon=True).start()
         try:
             yield
         finally:
@@ -162,6 +169,7 @@ def create_app(config: ServiceConfig | None = None, jobs: JobManager | None = No
         default_response_class=SafeJSONResponse,
     )
     app.state.config, app.state.store, app.state.jobs = config, store, jobs
+    app.state.warm = warm
     install_error_handlers(app, store)
     app.include_router(build_router(config, store, jobs, datasets))
 
@@ -192,6 +200,33 @@ def create_app(config: ServiceConfig | None = None, jobs: JobManager | None = No
     app.add_middleware(BodySizeLimit, limit=config.max_body_bytes)
     app.add_middleware(RequestGuard, config=config, websocket_prefix=EXPLORER_PATH)
     return app
+
+
+def warm_up(done: threading.Event | None = None) -> None:
+    """Compile and import, in the background at start-up, what the first requests would
+    otherwise wait for: the evaluate kernels, the store's compute and read paths (on a
+    one-shard grid in a temporary store, never the served one) and interpolation (scipy).
+    Sets ``done`` when finished, even if a step failed (the failure is printed)."""
+    try:
+        import phasemap
+
+        from ..query import point_record
+        from ..store import Store
+        from ..store import compute as store_compute
+
+        ds = phasemap.evaluate(eps=[-1.0, 0.0, 1.0], T=7.5, dT=1.0, dV=1.0)
+        point_record(ds, {"eps": 0.0})
+        with tempfile.TemporaryDirectory(prefix="phasemap-warm-up-") as tmp:
+            spec = {"params": {"T": 7.5, "dT": 1.0}, "axes": {"eps": [-1.0, 0.0, 1.0],
+                                                              "dV": [0.0, 1.0]}}
+            stored = store_compute(spec, store=Store(f"{tmp}/store"))
+            point_record(stored, {"eps": 0.0, "dV": 1.0})
+            point_record(stored, {"eps": 0.5, "dV": 0.5}, interp=True)
+    except Exception:  # a server that could not warm up still serves; it is only slower
+        traceback.print_exc()
+    finally:
+        if done is not None:
+            done.set()
 
 
 def _explorer_unavailable(app: FastAPI, reason: str) -> None:
