@@ -602,3 +602,23 @@ def test_kernels_warm_up_in_the_background(client, small_id):
     r = client.get(f"/api/grids/{small_id}/point",
                    params={"eps": -15.5, "dV": 5, "dT": 5, "interp": "true"})
     assert r.status_code == 200 and r.json()["regime"] == "absolute_negative_mobility"
+
+
+def test_the_landing_page_opens_the_papers_map():
+    from phasemap.query import load_spec
+    from phasemap.service.explorer import default_dataset, paper_map_ids
+
+    repo = __import__("pathlib").Path(__file__).resolve().parents[1]
+    paper = spec_id(load_spec(repo / "pipelines" / "paper" / "maps_eps_dV.yaml"))
+    assert paper_map_ids()[0] == paper
+
+    def record(rid, shape, created):
+        return {"id": rid, "shape": shape, "points": int(np.prod(shape)), "created": created}
+
+    records = [record(paper, [401, 401], "2026-01-01"), record("line", [801, 1], "2026-01-02"),
+               record("big", [1001, 1001], "2026-01-03"),
+               record("usertest", [3, 2], "2026-12-01")]  # the newest: a user's test grid
+    assert default_dataset(records, paper_map_ids()) == paper
+    assert default_dataset(records[1:], paper_map_ids()) == "big"   # the largest map
+    assert default_dataset(records[1:2], paper_map_ids()) == "line"
+    assert default_dataset([], paper_map_ids()) is None

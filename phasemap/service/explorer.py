@@ -15,9 +15,11 @@ done by :mod:`phasemap.plot`; this module only adds the hover/tap layer.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import math
 import traceback
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +49,44 @@ FORM_PARAMS = ("eps", "T", "dT", "dV", "mu", "gamma_L", "gamma_R")
 FORM_DEFAULTS = {"eps": "-20:20:81", "T": "7.5", "dT": "2.5, 5", "dV": "-10:10:41"}
 
 _LABEL_JS = "const k = Math.round(value); return (k >= 0 && k < names.length) ? names[k] : '-';"
+
+
+#: The paper's maps the explorer opens first, in order of preference (pipelines/paper/).
+PAPER_MAPS = ("maps_eps_dV.yaml", "maps_eps_dT.yaml")
+
+
+@functools.lru_cache(maxsize=1)
+def paper_map_ids() -> tuple[str, ...]:
+    """Dataset ids of :data:`PAPER_MAPS` (empty where the pipelines are not shipped)."""
+    from ..query import load_spec
+    from ..store import spec_id
+
+    root = Path(__file__).resolve().parents[2] / "pipelines" / "paper"
+    ids = []
+    for name in PAPER_MAPS:
+        if (root / name).is_file():
+            try:
+                ids.append(spec_id(load_spec(root / name)))
+            except PhasemapError:
+                traceback.print_exc()
+    return tuple(ids)
+
+
+def default_dataset(records: list[dict[str, Any]], preferred: tuple[str, ...] = ()
+                    ) -> str | None:
+    """The dataset the explorer opens when the URL names none: the first of ``preferred``
+    (the paper's maps) in the store, else the map (two or more multi-valued dims) with the
+    most points, else the dataset with the most points; ``None`` for an empty store."""
+    ids = {r["id"] for r in records}
+    for rid in preferred:
+        if rid in ids:
+            return rid
+    if not records:
+        return None
+    maps = [r for r in records if sum(n > 1 for n in r["shape"]) >= 2]
+    best = max(maps or records, key=lambda r: (int(r.get("points") or 0),
+                                               str(r.get("created") or "")))
+    return str(best["id"])
 
 
 def mount_explorer(app, config: ServiceConfig, store: Store, jobs: JobManager,
@@ -263,19 +303,17 @@ class Explorer:
     # --- datasets --------------------------------------------------------------------------
     def load_list(self, select: str | None = None) -> None:
         options = {}
-        maps = []  # datasets with two or more multi-valued dims: a map to show first
-        for r in sorted(self.store.requests(), key=lambda r: r.get("created", "")):
+        records = sorted(self.store.requests(), key=lambda r: r.get("created", ""))
+        for r in records:
             shape = " × ".join(f"{d} {n}" for d, n in zip(r["dims"], r["shape"], strict=True))
             options[f"{r['spec'].get('name') or r['id']} ({shape})"] = r["id"]
-            if sum(n > 1 for n in r["shape"]) >= 2:
-                maps.append(r["id"])
         current = select or self.dataset.value
         self.dataset.options = options
         if not options:
             self.say("The store holds no dataset yet: state a grid under 'New grid'.", "info")
             return
         ids = list(options.values())
-        target = current if current in ids else (maps or ids)[-1]
+        target = current if current in ids else default_dataset(records, paper_map_ids())
         if self.dataset.value != target:
             self.dataset.value = target  # triggers open_dataset
         elif self.ds is None or self.dataset_id != target:
