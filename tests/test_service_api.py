@@ -622,3 +622,22 @@ def test_the_landing_page_opens_the_papers_map():
     assert default_dataset(records[1:], paper_map_ids()) == "big"   # the largest map
     assert default_dataset(records[1:2], paper_map_ids()) == "line"
     assert default_dataset([], paper_map_ids()) is None
+
+
+def test_hover_reports_every_stored_grid_point():
+    """The tooltip layer of a 241 x 201 plane holds all its grid points (it used to hold
+    every 2nd one, so hover and click named different points), each with its own values."""
+    from phasemap.plot import _hv
+    from phasemap.service.explorer import MAX_HOVER_CELLS, hover_layer
+
+    _hv.hv()
+    plane = phasemap.evaluate(eps=np.linspace(-20, 20, 241), dV=np.linspace(-10, 10, 201),
+                              T=7.5, dT=5.0)
+    assert plane.sizes["eps"] * plane.sizes["dV"] <= MAX_HOVER_CELLS
+    layer = hover_layer(plane, "eps", "dV", "regime")
+    eps, dv = layer.dimension_values("eps_at"), layer.dimension_values("dV_at")
+    assert len(np.unique(eps)) == 241 and len(np.unique(dv)) == 201
+    truth = plane.sel(eps=xr.DataArray(eps), dV=xr.DataArray(dv))
+    for name in ("J_L", "Q_R", "s", "regime", "machine"):
+        np.testing.assert_array_equal(layer.dimension_values(name), truth[name].values,
+                                      err_msg=name)
