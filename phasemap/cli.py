@@ -440,6 +440,14 @@ def serve(store: StoreOpt = None,
           token: Annotated[str | None, typer.Option(
               "--token", envvar="PHASEMAP_TOKEN", show_envvar=True,
               help="Require 'Authorization: Bearer TOKEN' to compute grids.")] = None,
+          allowed_host: Annotated[list[str] | None, typer.Option(
+              "--allowed-host", help="Another host name the server answers for (the "
+                                     "listening address and loopback names always are; "
+                                     "repeatable; also $PHASEMAP_ALLOWED_HOSTS).")] = None,
+          allowed_origin: Annotated[list[str] | None, typer.Option(
+              "--allowed-origin", help="Another host:port whose pages may open the explorer "
+                                       "and send requests that change state (repeatable; "
+                                       "also $PHASEMAP_ALLOWED_ORIGINS).")] = None,
           no_precompute: Annotated[bool, typer.Option(
               "--no-precompute", help="Serve the store as it is, without first computing "
                                       "the paper's datasets.")] = False) -> None:
@@ -448,6 +456,8 @@ def serve(store: StoreOpt = None,
     from .service import serve as run_service
 
     config = ServiceConfig(store=_store(store).url, host=host, port=port, token=token or None)
+    config.allowed_hosts += list(allowed_host or [])
+    config.websocket_origins += list(allowed_origin or [])
 
     def progress_compute(spec, st, client, label):
         return compute_with_progress(spec, st, client, label=label)

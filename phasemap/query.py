@@ -250,7 +250,7 @@ def point_record(ds, at: Mapping[str, float], interp: bool = False) -> dict[str,
 
             found = Store(ds.attrs["store"]).point(_spec_from_json(ds.attrs["spec"]), sel)
             values = found["values"]
-            record = {k: float(found["coords"][k]) for k in sel}
+            record: dict[str, Any] = {k: float(found["coords"][k]) for k in sel}
             record.update({k: float(v) for k, v in values.items() if k not in LENSES})
             record.update({k: LENSES[k][int(values[k])] for k in LENSES if k in values})
             return record

@@ -433,7 +433,7 @@ def test_the_job_queue_is_bounded(local):
     answers = [c.post("/api/grids", json=tiny(9 + i)) for i in range(50)]
     codes = [r.status_code for r in answers]
     assert codes.count(202) == 3, codes  # 4 at most in flight, one is the blocked job
-    refused = [r for r in answers if r.status_code == 503]
+    refused = [r for r in answers if r.status_code == 429]
     assert len(refused) == 47
     assert refused[0].json()["error"] == "busy" and "queued" in refused[0].json()["message"]
     assert int(refused[0].headers["retry-after"]) > 0

@@ -221,7 +221,7 @@ def install_error_handlers(app: FastAPI, store: Store | None = None) -> None:
     @app.exception_handler(PhasemapError)
     async def _phasemap(request: Request, exc: PhasemapError):
         status, code = error_status(exc)
-        headers = {**no_store, **({"Retry-After": "5"} if status == 503 else {})}
+        headers = {**no_store, **({"Retry-After": "5"} if status in (429, 503) else {})}
         return SafeJSONResponse({"error": code, "message": scrub(str(exc), store)},
                                 status_code=status, headers=headers)
 

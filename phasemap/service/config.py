@@ -22,7 +22,7 @@ DEFAULT_MAX_CHUNK_POINTS = 2**20
 #: Default limit on the shards one request may create (each is a file per variable; an
 #: explicit-values axis makes a shard per value).
 DEFAULT_MAX_REQUEST_SHARDS = 2048
-#: Default limit on the grids waiting or running at once (more submissions answer 503).
+#: Default limit on the grids waiting or running at once (more submissions answer 429).
 DEFAULT_MAX_QUEUED_JOBS = 16
 
 #: Host names that always mean this machine.

@@ -82,7 +82,7 @@ class Job:
 class QueueFull(PhasemapError):
     """The server already has as many grids waiting or running as it accepts."""
 
-    http_status = 503
+    http_status = 429
     http_code = "busy"
 
 
