@@ -279,7 +279,7 @@ def test_unused_explorer_sessions_are_discarded(tmp_path):
     from phasemap.service import ServiceConfig, create_app
 
     app = create_app(ServiceConfig(store=str(tmp_path / "store"), session_lifetime_ms=1000))
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:  # a Host the server answers for
         assert c.get("/explorer").status_code == 200
         assert c.get("/api/health").json()["explorer_sessions"] >= 1
         deadline = time.monotonic() + 30
