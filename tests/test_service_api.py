@@ -641,3 +641,35 @@ def test_hover_reports_every_stored_grid_point():
     for name in ("J_L", "Q_R", "s", "regime", "machine"):
         np.testing.assert_array_equal(layer.dimension_values(name), truth[name].values,
                                       err_msg=name)
+
+
+def test_slices_do_not_name_the_store(local, tmp_path):
+    c, jobs, _, release, blocker = local
+    release.set()
+    jobs.wait(blocker.id, timeout=120)
+    for fmt in ("json", "netcdf"):
+        r = c.get(f"/api/grids/{blocker.id}/slice", params={"format": fmt})
+        assert r.status_code == 200, r.text
+        assert str(tmp_path).encode() not in r.content, fmt
+    assert json.loads(c.get(f"/api/grids/{blocker.id}/slice").content)["attrs"]["dataset_id"]
+
+
+def test_error_statuses_by_class():
+    from phasemap.errors import PhasemapError, StoreError
+    from phasemap.service.api import error_status
+
+    class StoreCorrupted(StoreError):
+        pass
+
+    class DatasetNotFound(StoreError):
+        pass
+
+    class Custom(PhasemapError):
+        http_status, http_code = 507, "quota_exceeded"
+
+    assert error_status(StoreCorrupted("x")) == (409, "store_damaged")
+    assert error_status(DatasetNotFound("x")) == (404, "not_found")
+    assert error_status(StoreError("x")) == (409, "not_ready")
+    assert error_status(Custom("x")) == (507, "quota_exceeded")
+    assert error_status(PhasemapError("x")) == (500, "error")
+    assert error_status(phasemap.ParameterError("a", 1, "b"))[0] == 422

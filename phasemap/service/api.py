@@ -53,6 +53,8 @@ PARAMS = ("eps", "T", "dT", "dV", "mu", "gamma_L", "gamma_R")
 SLICE_VARIABLES = ("J_L", "Q_L", "Q_R", "P", "s", "p1", "regime", "machine")
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+#: Dataset attributes never sent over HTTP (the store's location).
+PRIVATE_ATTRS = ("store",)
 
 #: One NetCDF (HDF5) writer at a time in this process: HDF5 is not thread-safe.
 NETCDF_LOCK = threading.Lock()
@@ -459,6 +461,8 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
                     raise ParameterError("vars", v, "variables of the dataset: "
                                                     f"{', '.join(map(str, ds.data_vars))}")
         sub = select_slice(ds[names], fixed)
+        # where the server keeps its files is nobody's business (the CLI's files keep it)
+        sub.attrs = {k: v for k, v in sub.attrs.items() if k not in PRIVATE_ATTRS}
         points = slice_points(sub)
         if points > config.max_slice_points:
             raise ParameterError("slice", f"{points:,} points",
