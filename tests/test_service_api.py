@@ -673,3 +673,33 @@ def test_error_statuses_by_class():
     assert error_status(Custom("x")) == (507, "quota_exceeded")
     assert error_status(PhasemapError("x")) == (500, "error")
     assert error_status(phasemap.ParameterError("a", 1, "b"))[0] == 422
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning")
+def test_hover_on_a_plane_too_large_for_a_tooltip_layer_reads_the_exact_point(tmp_path):
+    """Above MAX_HOVER_CELLS the point under the cursor is read on the server: it is the
+    stored grid point nearest to the cursor, the one a click selects."""
+    from phasemap.service import ServiceConfig
+    from phasemap.service.api import DatasetCache
+    from phasemap.service.app import job_manager
+    from phasemap.service.explorer import MAX_HOVER_CELLS, Explorer
+
+    config = ServiceConfig(store=str(tmp_path / "store"), token=None, workers=1)
+    store = Store(config.store)
+    spec = {"params": {"T": 7.5, "dT": 5.0},
+            "axes": {"eps": {"start": -20, "stop": 20, "num": 601},
+                     "dV": {"start": -20, "stop": 20, "num": 501}}}
+    assert 601 * 501 > MAX_HOVER_CELLS
+    phasemap.compute(spec, store=store)
+    jobs = job_manager(config, store)
+    try:
+        ex = Explorer(config, store, jobs, DatasetCache(store))
+        assert ex.pointer is not None and ex.plane is None  # no thinned tooltip layer
+        ex._on_pointer(x=-15.03, y=5.01)
+        ex._on_tap(x=-15.03, y=5.01)
+        assert ex.tapped == {"eps": -15.0, "dV": 5.04}
+        ref = phasemap.evaluate(eps=-15.0, dV=5.04, T=7.5, dT=5.0)
+        shown = ex.hover_info.object
+        assert f"J_L = {float(ref.J_L):.7g}" in shown and "absolute_negative_mobility" in shown
+    finally:
+        jobs.close()
