@@ -434,3 +434,12 @@ def test_survey_dry_run(tmp_path, runner):
                   tmp_path / "store", "--dry-run").stdout
     assert "800 x 64 x 32 x 64 = 104,857,600 points" in text
     assert not (tmp_path / "store" / "requests").exists()
+
+
+def test_validator_phrasing_is_restated(tmp_path, runner):
+    spec = write({"axes": {"eps": {"start": 0, "stop": 1, "num": 0}}}, tmp_path / "zero.yaml")
+    result = runner.invoke(app, ["compute", str(spec), "--store", str(tmp_path / "s")])
+    assert result.exit_code == 2
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1 and "greater than or equal to 1" in lines[0], lines
+    assert "Input should" not in lines[0]
