@@ -27,12 +27,28 @@ from rich.progress import (
 )
 from rich.table import Column, Table
 
+from . import query as q
 from .errors import ParameterError, PhasemapError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Transport phase maps of quantum-dot thermoelectric devices.")
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect and maintain the store.")
 app.add_typer(cache_app, name="cache")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out.print(f"phasemap {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print the version and exit.")] = False) -> None:
+    """Transport phase maps of quantum-dot thermoelectric devices."""
 
 out = Console(highlight=False, soft_wrap=True)  # one result per line, never wrapped
 err = Console(stderr=True, highlight=False)
@@ -54,6 +70,27 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+#: The library's names of things a user gives, in the CLI's words (its options).
+OPTION_NAMES = {"at": "--at", "slice": "--slice", "out": "--out", "dataset": "--dataset",
+                "interp": "--interp"}
+
+
+def cli_words(exc: PhasemapError) -> str:
+    """One line for a phasemap error, in the command line's words: the point's missing
+    dimensions are an ``--at`` problem, a value between grid points suggests ``--interp``,
+    a validator's phrasing is restated."""
+    if not isinstance(exc, ParameterError):
+        return str(exc)
+    if isinstance(exc, q.MissingCoordinates):
+        return str(ParameterError("--at", exc.value, exc.allowed))
+    exc = q.plain_words(exc)
+    allowed = exc.allowed
+    if isinstance(exc, q.OffGrid):
+        allowed += "; use --interp to interpolate"
+    return str(ParameterError(OPTION_NAMES.get(exc.param, exc.param), exc.value, allowed,
+                              exc.detail))
+
+
 def handle_errors(fn):
     """Turn phasemap errors (and a few obvious user errors) into one line and exit 2."""
     @functools.wraps(fn)
@@ -61,7 +98,7 @@ def handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except PhasemapError as exc:
-            _fail(str(exc))
+            _fail(cli_words(exc))
         except FileNotFoundError as exc:
             _fail(f"{exc.filename or exc}: no such file")
         except KeyboardInterrupt:
@@ -84,9 +121,14 @@ def _progress_bar(label: str):
 
 
 def compute_with_progress(spec, store, client=None, label: str = "compute"):
-    """``phasemap.compute`` with a rich progress bar (shards, rate, ETA) on stderr."""
-    from .store import compute
+    """``phasemap.compute`` with a rich progress bar (shards, rate, ETA) on stderr; no bar
+    when every shard the spec needs is already stored (nothing is computed)."""
+    from .store import compute, plan
 
+    if isinstance(spec, str | Path):
+        spec = q.load_spec(spec)
+    if not plan(spec, store).missing:
+        return compute(spec, store=store, client=client)
     with _progress_bar(label) as bar:
         task = bar.add_task(label, total=None, rate="")
         t0 = time.perf_counter()
@@ -131,10 +173,9 @@ def compute(spec: Annotated[Path, typer.Argument(help="Grid spec (.yaml or .json
             return
 
     from .cluster import get_client
-    from .grid import GridSpec
     from .store import plan
 
-    grid = GridSpec.load(spec)
+    grid = q.load_spec(spec)
     st = _store(store)
     if dry_run:
         p = plan(grid, st).summary()
@@ -192,28 +233,6 @@ def _cached_answer(spec: Path, store: str | None) -> dict[str, Any] | None:
     return {"id": rid, "points": int(record["points"]), "store": str(root)}
 
 
-def _pipeline_specs(path: Path) -> list[Path]:
-    import yaml
-
-    data = yaml.safe_load(path.read_text()) or {}
-    if "axes" in data:
-        return [path]
-    entries = data.get("specs") or data.get("pipelines") or []
-    if not entries:
-        raise ParameterError("pipeline", str(path), "a YAML with a list under 'specs' "
-                                                    "(paths relative to the pipeline file)")
-    specs: list[Path] = []
-    for entry in entries:
-        p = (path.parent / entry).resolve()
-        matches = sorted(p.parent.glob(p.name)) if any(c in p.name for c in "*?[") else [p]
-        if not matches:
-            raise ParameterError("specs", entry, f"a path or glob (relative to {path}) that "
-                                                 "matches at least one spec file")
-        for m in matches:
-            specs.extend(_pipeline_specs(m))
-    return specs
-
-
 @app.command()
 @handle_errors
 def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML listing grid specs.")],
@@ -221,10 +240,9 @@ def run(pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML listing gri
         cluster_config: ClusterConfigOpt = None, jobs: JobsOpt = None) -> None:
     """Compute every grid of a pipeline into the store."""
     from .cluster import get_client
-    from .grid import GridSpec
 
-    specs = _pipeline_specs(pipeline)
-    grids = [GridSpec.load(p) for p in specs]  # validate all before computing any
+    specs = q.pipeline_specs(pipeline)
+    grids = [q.load_spec(p) for p in specs]  # validate all before computing any
     st = _store(store)
     with get_client(scheduler, cluster, cluster_config, jobs) as client:
         for path, grid in zip(specs, grids, strict=True):
@@ -256,63 +274,6 @@ def _open_target(target: str, store: str | None, dataset: str | None):
     return _store(store).open(target)
 
 
-@functools.lru_cache(maxsize=64)
-def _spec_from_json(text: str):
-    from .grid import GridSpec
-
-    return GridSpec.from_dict(json.loads(text))
-
-
-def point_record(ds, at: dict[str, float], interp: bool = False) -> dict[str, Any]:
-    """Values and both labels of ``ds`` at a point (exact grid point, or interpolated)."""
-    from .grid import grid_index
-    from .regimes import LENSES
-
-    for name in at:
-        if name not in ds.dims:
-            if name in ds.coords and float(ds.coords[name]) == at[name]:
-                continue
-            raise ParameterError(name, at[name], f"a dimension of the dataset: "
-                                                 f"{', '.join(map(str, ds.dims))}")
-    missing = [d for d in ds.dims if d not in at]
-    if missing:
-        raise ParameterError("--at", at, f"a value for every dimension (missing "
-                                         f"{', '.join(map(str, missing))})")
-    sel = {k: v for k, v in at.items() if k in ds.dims}
-    for name, value in sel.items():
-        coord = ds.indexes[name] if name in ds.indexes else ds[name].values
-        lo, hi = float(coord.min()), float(coord.max())
-        if not lo <= value <= hi:
-            raise ParameterError(name, value, f"a value inside the grid [{lo:g}, {hi:g}]")
-    if interp:
-        floats = ds[[v for v in ds.data_vars if ds[v].dtype.kind == "f"]]
-        point = floats.interp(sel).compute()
-        labels = ds[["regime", "machine"]].sel(sel, method="nearest").compute()
-    else:
-        for name, value in sel.items():
-            grid_index(name, ds.indexes[name] if name in ds.indexes else ds[name].values,
-                       value, hint="; use --interp to interpolate")
-        if "store" in ds.attrs and "spec" in ds.attrs:
-            # A stored dataset: read the one point straight from its shards (no dask graph).
-            from .store import Store
-
-            found = Store(ds.attrs["store"]).point(_spec_from_json(ds.attrs["spec"]), sel)
-            values = found["values"]
-            record = {k: float(found["coords"][k]) for k in sel}
-            record.update({k: float(v) for k, v in values.items() if k not in LENSES})
-            record.update({k: LENSES[k][int(values[k])] for k in LENSES if k in values})
-            return record
-        point = labels = ds.sel(sel, method="nearest").compute()
-    record: dict[str, Any] = {k: float(point[k]) for k in sel}
-    for var in point.data_vars:
-        if point[var].dtype.kind == "f":
-            record[str(var)] = float(point[var])
-    for lens in ("regime", "machine"):
-        if lens in labels:
-            record[lens] = LENSES[lens][int(labels[lens])]
-    return record
-
-
 @app.command()
 @handle_errors
 def query(target: Annotated[str, typer.Argument(
@@ -337,7 +298,7 @@ def query(target: Annotated[str, typer.Argument(
         raise ParameterError("query", target, "exactly one of --at, --slice or --summary")
     ds = _open_target(target, store, dataset)
     if at is not None:
-        record = point_record(ds, _parse_assignments(at, "--at"), interp)
+        record = q.point_record(ds, _parse_assignments(at, "--at"), interp)
         if as_json:
             out.print(json.dumps(record))
             return
@@ -349,8 +310,8 @@ def query(target: Annotated[str, typer.Argument(
         if out_file is None:
             raise ParameterError("--out", None, "an output file FILE.nc or FILE.csv for "
                                                 "--slice")
-        sub = select_slice(ds, _parse_assignments(slice_, "--slice"))
-        write_slice(sub, out_file)
+        sub = q.select_slice(ds, _parse_assignments(slice_, "--slice"))
+        q.write_slice(sub, out_file)
         out.print(f"wrote {out_file} ({sub.J_L.size:,} points, dims "
                   f"{', '.join(map(str, sub.dims)) or 'none'})")
     else:
@@ -364,36 +325,6 @@ def query(target: Annotated[str, typer.Argument(
         out.print(table)
 
 
-def select_slice(ds, fixed: dict[str, float]):
-    """``ds`` with some dimensions fixed at grid values (errors name off-grid values)."""
-    from .grid import grid_index
-
-    for name, value in fixed.items():
-        if name not in ds.dims:
-            raise ParameterError(name, value, f"a dimension of the dataset: "
-                                              f"{', '.join(map(str, ds.dims))}")
-        grid_index(name, ds[name].values, value)
-    return ds.sel(fixed, method="nearest")
-
-
-def write_slice(sub, path: Path) -> None:
-    """Write a slice as NetCDF (CF attributes kept) or CSV (labels as strings)."""
-    suffix = path.suffix.lower()
-    if suffix not in (".nc", ".csv"):
-        raise ParameterError("--out", str(path), "a file name ending in .nc or .csv")
-    sub = sub.compute()
-    if suffix == ".nc":
-        clean = sub.copy()
-        clean.attrs = {k: v for k, v in sub.attrs.items() if isinstance(v, str | int | float)}
-        clean.to_netcdf(path)
-    else:
-        frame = sub.to_dataframe()
-        for lens in ("regime", "machine"):
-            if lens in sub:
-                frame[f"{lens}_label"] = sub.phasemap.labels(lens).to_series().values
-        frame.to_csv(path)
-
-
 # --- cache ------------------------------------------------------------------------------
 
 @cache_app.command("ls")
@@ -401,12 +332,19 @@ def write_slice(sub, path: Path) -> None:
 def cache_ls(store: StoreOpt = None) -> None:
     """List the datasets in the store."""
     st = _store(store)
-    table = Table(Column("id", no_wrap=True, min_width=16), "name", "model", "shape", "points",
-                  "created", title=st.url)  # ids are never shortened: users copy them
-    for r in sorted(st.requests(), key=lambda r: r.get("created", "")):
-        table.add_row(r["id"], r["spec"].get("name") or "", r["spec"].get("model", ""),
-                      " x ".join(f"{d}:{n}" for d, n in zip(r["dims"], r["shape"], strict=True)),
-                      f"{r['points']:,}", r.get("created", ""))
+    rows = [(r["id"], r["spec"].get("name") or "", r["spec"].get("model", ""),
+             " x ".join(f"{d}:{n}" for d, n in zip(r["dims"], r["shape"], strict=True)),
+             f"{r['points']:,}", r.get("created", ""))
+            for r in sorted(st.requests(), key=lambda r: r.get("created", ""))]
+    header = ("id", "name", "model", "shape", "points", "created")
+    if not out.is_terminal:  # piped: whole fields, tab-separated, one dataset a line
+        for row in (header, *rows):
+            typer.echo("\t".join(" ".join(str(f).split()) for f in row))
+        return
+    table = Table(Column("id", no_wrap=True, min_width=16), *header[1:],
+                  title=st.url)  # ids are never shortened: users copy them
+    for row in rows:
+        table.add_row(*row)
     out.print(table)
 
 
@@ -502,6 +440,14 @@ def serve(store: StoreOpt = None,
           token: Annotated[str | None, typer.Option(
               "--token", envvar="PHASEMAP_TOKEN", show_envvar=True,
               help="Require 'Authorization: Bearer TOKEN' to compute grids.")] = None,
+          allowed_host: Annotated[list[str] | None, typer.Option(
+              "--allowed-host", help="Another host name the server answers for (the "
+                                     "listening address and loopback names always are; "
+                                     "repeatable; also $PHASEMAP_ALLOWED_HOSTS).")] = None,
+          allowed_origin: Annotated[list[str] | None, typer.Option(
+              "--allowed-origin", help="Another host:port whose pages may open the explorer "
+                                       "and send requests that change state (repeatable; "
+                                       "also $PHASEMAP_ALLOWED_ORIGINS).")] = None,
           no_precompute: Annotated[bool, typer.Option(
               "--no-precompute", help="Serve the store as it is, without first computing "
                                       "the paper's datasets.")] = False) -> None:
@@ -510,6 +456,8 @@ def serve(store: StoreOpt = None,
     from .service import serve as run_service
 
     config = ServiceConfig(store=_store(store).url, host=host, port=port, token=token or None)
+    config.allowed_hosts += list(allowed_host or [])
+    config.websocket_origins += list(allowed_origin or [])
 
     def progress_compute(spec, st, client, label):
         return compute_with_progress(spec, st, client, label=label)

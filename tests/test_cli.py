@@ -23,7 +23,8 @@ from typer.testing import CliRunner
 
 import phasemap
 from phasemap import GridSpec
-from phasemap.cli import _pipeline_specs, app
+from phasemap.cli import app
+from phasemap.query import pipeline_specs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -227,6 +228,15 @@ def test_query_slice_to_netcdf_and_csv(computed, runner, tmp_path):
             phasemap.MACHINE_LABELS)))
         assert float(ds.T) == 7.5 and ds.attrs["dataset_id"]
 
+    cut = tmp_path / "cut.nc"  # the command of issue 11
+    invoke(runner, "query", spec, "--store", store, "--slice", "eps=-10", "--out", cut)
+    with xr.open_dataset(cut) as ds:
+        assert ds.J_L.dims == ("T",) and list(ds["T"].values) == [5.0, 7.5]
+        ref = phasemap.evaluate(eps=-10.0, T=ds["T"].values, dT=5.0, dV=5.0)
+        for name in ("J_L", "Q_L", "Q_R", "P", "s", "regime", "machine"):
+            np.testing.assert_array_equal(ds[name].values, ref[name].values, err_msg=name)
+        assert float(ds.eps) == -10.0
+
     csv = tmp_path / "slice.csv"
     invoke(runner, "query", spec, "--store", store, "--slice", "T=7.5", "--out", csv)
     import pandas as pd
@@ -254,6 +264,83 @@ def test_query_summary(computed, runner):
     assert abs(sum(fractions.values()) - 1.0) < 1e-12
     # a store directory holding one dataset works as the target too
     assert json.loads(invoke(runner, "query", store, "--summary", "--json").stdout)
+
+
+def test_query_errors_speak_the_clis_words(computed, runner):
+    spec, store, _ = computed
+    cases = {
+        "eps=-15": ("--at", "missing T"),                       # a dimension left out
+        "eps=-15,T=7.5,dT=4,dV=5": ("dT=4", "fixed at 5"),      # dT is fixed in the dataset
+        "eps=-15.05,T=7.5": ("eps=-15.05", "--interp"),
+    }
+    for at, (start, says) in cases.items():
+        result = runner.invoke(app, ["query", str(spec), "--store", str(store), "--at", at])
+        assert result.exit_code == 2, (at, result.stdout)
+        lines = error_lines(result.stderr)
+        assert len(lines) == 1 and lines[0].startswith(f"error: {start}"), lines
+        assert says in lines[0], lines
+
+
+def test_query_of_a_stored_spec_prints_no_progress(computed, runner):
+    spec, store, _ = computed
+    result = invoke(runner, "query", spec, "--store", store, "--json",
+                    "--at", "eps=-15,T=7.5")
+    assert json.loads(result.stdout)["regime"] == "absolute_negative_mobility"
+    assert result.stderr == ""  # nothing computed: no "compute ... cached" bar
+
+
+def test_version(runner):
+    result = invoke(runner, "--version")
+    assert result.stdout.strip() == f"phasemap {phasemap.__version__}"
+
+
+@pytest.mark.parametrize(("name", "content", "where", "says"), [
+    ("broken.yaml", b"model: single_level\naxes:\n  eps: [1, 2\n  T: 7.5\n",
+     ":4:", "valid YAML"),
+    ("tabs.yaml", b"axes:\n\teps: [1, 2]\n", ":2:1", "valid YAML"),
+    ("broken.json", b'{"axes": {"eps": [1, 2,]}}', ":1:", "valid JSON"),
+    ("latin1.yaml", "axes: {eps: [1]}\nname: caf\u00e9\n".encode("latin-1"), ":2:10",
+     "UTF-8"),
+    ("list.yaml", b"- 1\n- 2\n", "list.yaml", "mapping"),
+])
+def test_unreadable_spec_files_give_one_line_and_exit_2(tmp_path, runner, name, content,
+                                                        where, says):
+    path = tmp_path / name
+    path.write_bytes(content)
+    for command in (["compute", str(path)], ["query", str(path), "--summary"]):
+        result = runner.invoke(app, [*command, "--store", str(tmp_path / "s")])
+        assert result.exit_code == 2, (command, result.stdout, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: spec="), lines
+        assert str(path) in lines[0] and where in lines[0] and says in lines[0], lines
+
+
+def test_pipeline_files_that_are_not_mappings(tmp_path, runner):
+    for name, content, says in (("list.yaml", b"- a.yaml\n- b.yaml\n", "holds a list"),
+                                ("bin.yaml", b"specs: [\xff]\n", "UTF-8"),
+                                ("bad.yaml", b"specs: [a.yaml\n", ":2:")):
+        path = tmp_path / name
+        path.write_bytes(content)
+        result = runner.invoke(app, ["run", str(path), "--store", str(tmp_path / "s")])
+        assert result.exit_code == 2, (name, result.stdout, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: pipeline="), lines
+        assert says in lines[0], lines
+
+
+def test_broken_yaml_as_a_real_process(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("axes:\n  eps: {start: -1, stop: 1, num: 3\n")
+    proc = subprocess.run([sys.executable, "-m", "phasemap.cli", "compute", str(path),
+                           "--store", str(tmp_path / "s")], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "60"}, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{path}:3:1" in lines[0], lines
+    version = subprocess.run([sys.executable, "-m", "phasemap.cli", "--version"],
+                             capture_output=True, text=True, timeout=300)
+    assert version.returncode == 0 and version.stdout.strip() == (
+        f"phasemap {phasemap.__version__}")
 
 
 # --- cache ------------------------------------------------------------------------------
@@ -291,6 +378,17 @@ def test_cache_commands(computed, runner):
     assert unknown.exit_code == 2 and len(error_lines(unknown.stderr)) == 1
 
 
+def test_cache_ls_piped_keeps_whole_names(tmp_path, runner):
+    name = "maps_eps_dV_at_T_7.5_dT_5_with_a_long_descriptive_name_" + "x" * 60
+    spec = write({**POINT_SPEC, "name": name}, tmp_path / "named.yaml")
+    store = tmp_path / "store"
+    invoke(runner, "compute", spec, "--store", store)
+    lines = invoke(runner, "cache", "ls", "--store", store).stdout.splitlines()
+    assert lines[0].split("\t") == ["id", "name", "model", "shape", "points", "created"]
+    fields = lines[1].split("\t")
+    assert fields[1] == name and fields[3] == "eps:801 x T:2" and fields[4] == "1,602"
+
+
 # --- pipelines --------------------------------------------------------------------------
 
 def test_run_pipeline(tmp_path, runner):
@@ -324,7 +422,7 @@ def test_shipped_pipelines_are_valid():
     survey = GridSpec.load(REPO / "pipelines" / "survey.yaml")
     assert survey.dims == ("eps", "T", "dT", "dV")
     assert survey.size >= 10**8  # and GridSpec validated T_R > 0 over the whole grid
-    specs = _pipeline_specs(REPO / "pipelines" / "paper.yaml")
+    specs = pipeline_specs(REPO / "pipelines" / "paper.yaml")
     assert specs, "pipelines/paper.yaml matches no spec"
     for path in specs:
         assert path.parent == REPO / "pipelines" / "paper"
@@ -336,3 +434,12 @@ def test_survey_dry_run(tmp_path, runner):
                   tmp_path / "store", "--dry-run").stdout
     assert "800 x 64 x 32 x 64 = 104,857,600 points" in text
     assert not (tmp_path / "store" / "requests").exists()
+
+
+def test_validator_phrasing_is_restated(tmp_path, runner):
+    spec = write({"axes": {"eps": {"start": 0, "stop": 1, "num": 0}}}, tmp_path / "zero.yaml")
+    result = runner.invoke(app, ["compute", str(spec), "--store", str(tmp_path / "s")])
+    assert result.exit_code == 2
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1 and "greater than or equal to 1" in lines[0], lines
+    assert "Input should" not in lines[0]

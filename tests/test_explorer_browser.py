@@ -70,6 +70,32 @@ def page(tmp_path):
             context.close()
 
 
+#: The label/value rows of Bokeh's tooltips (inside shadow roots).
+TOOLTIP_ROWS = """(el) => {
+  const out = [];
+  const walk = (n) => {
+    if (n.shadowRoot) walk(n.shadowRoot);
+    for (const c of (n.children || [])) {
+      if (c.classList && (c.classList.contains("bk-tooltip-row-label") ||
+                          c.classList.contains("bk-tooltip-row-value")))
+        out.push(c.textContent.trim());
+      walk(c);
+    }
+  };
+  walk(el);
+  return out;
+}"""
+
+
+def tooltip_rows(page) -> dict[str, str]:
+    """``{label: value}`` of the visible tooltip (labels without their trailing colon)."""
+    loc = page.locator(".bk-Tooltip")
+    cells: list[str] = []
+    for i in range(loc.count()):
+        cells += loc.nth(i).evaluate(TOOLTIP_ROWS)
+    return {k.rstrip(":").strip(): v for k, v in zip(cells[::2], cells[1::2], strict=False)}
+
+
 def deep_text(page, selector: str) -> str:
     loc = page.locator(selector)
     return " ".join(loc.nth(i).evaluate(DEEP_TEXT) for i in range(loc.count()))
@@ -109,6 +135,16 @@ def test_explorer_renders_hovers_and_follows_the_slider(page, explorer_url, tmp_
     assert "regime" in tip and "machine" in tip and "J_L" in tip and "Q_R" in tip
     assert any(label in tip for label in REGIME_LABELS), tip
     assert any(label in tip for label in MACHINE_LABELS), tip
+    # ... of the exact stored grid point under the cursor: the same values the API reads
+    rows = wait_for(lambda: tooltip_rows(page), timeout=30, what="tooltip rows")
+    coords = {name: float(next(v for k, v in rows.items() if k.startswith(label)))
+              for name, label in (("eps", "ε"), ("dV", "ΔV"))}
+    dT = float(deep_text(page, ".phasemap-status").split("dT=")[1].split()[0].rstrip(";,"))
+    with httpx.Client(base_url=explorer_url.split("/explorer")[0], timeout=60) as c:
+        point = c.get(f"/api/grids/{rid}/point", params={**coords, "dT": dT}).json()
+    assert point["regime"] in rows.values() and point["machine"] in rows.values(), (rows, point)
+    shown = float(next(v for k, v in rows.items() if k.startswith("J_L")))
+    assert shown == pytest.approx(point["J_L"], rel=1e-6), (rows, point)
     page.screenshot(path=str(tmp_path / "explorer-hover.png"))
 
     # moving the dT slider (5 -> 2.5) redraws the map

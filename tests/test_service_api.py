@@ -7,6 +7,7 @@ and small limits (see :data:`phasemap.service.testing.TEST_ENV`), on a temporary
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 
@@ -155,6 +156,9 @@ def test_grid_lifecycle_point_and_slices(client, small_id, tmp_path):
     np.testing.assert_array_equal(nc.J_L.values, np.asarray(js["data_vars"]["J_L"]["data"]))
     assert float(nc.dT) == 5.0
     assert nc.J_L.attrs["units"] == "gamma0"
+    ref = phasemap.evaluate(eps=nc.eps.values, dV=nc.dV.values, T=7.5, dT=5.0)
+    for name in ("J_L", "Q_L", "Q_R", "P", "s", "regime", "machine"):
+        np.testing.assert_array_equal(nc[name].values, ref[name].values, err_msg=name)
 
     # selected variables only, and a slice over the limit (1000 points here) is refused
     r = client.get(f"/api/grids/{small_id}/slice", params={"dT": 5, "vars": "J_L,regime"})
@@ -275,7 +279,7 @@ def test_unused_explorer_sessions_are_discarded(tmp_path):
     from phasemap.service import ServiceConfig, create_app
 
     app = create_app(ServiceConfig(store=str(tmp_path / "store"), session_lifetime_ms=1000))
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:  # a Host the server answers for
         assert c.get("/explorer").status_code == 200
         assert c.get("/api/health").json()["explorer_sessions"] >= 1
         deadline = time.monotonic() + 30
@@ -366,3 +370,336 @@ def test_job_manager_in_process(tmp_path):
     assert not jobs.client_started
     with pytest.raises(RuntimeError):
         jobs.submit(spec)
+
+
+# --- in-process: the real app over a real JobManager and store ------------------------------
+
+LOCAL = "http://127.0.0.1:8000"  # the Host and Origin of a server listening on loopback
+
+
+def tiny(num: int = 5, **extra) -> dict:
+    return {"params": {"T": 7.5, "dT": 5.0}, "axes": {"eps": {"start": -4, "stop": 4,
+                                                              "num": num}}, **extra}
+
+
+@pytest.fixture
+def local(tmp_path):
+    """(client, jobs, store, release): the app in this process with a job that blocks the
+    job thread until ``release.set()``."""
+    from fastapi.testclient import TestClient
+
+    from phasemap.service import ServiceConfig, create_app
+    from phasemap.service.app import job_manager
+    from phasemap.store import compute as store_compute
+
+    config = ServiceConfig(store=str(tmp_path / "store"), max_queued_jobs=4,
+                           max_request_shards=64, max_grid_points=200_000,
+                           max_chunk_points=4096, workers=1, token=None)
+    store = Store(config.store)
+    jobs = job_manager(config, store)
+    release = threading.Event()
+
+    def blocking(spec, store=None, client=None, progress=None):
+        release.wait(120)
+        return store_compute(spec, store=store)
+
+    blocker = jobs.submit(phasemap.GridSpec.from_dict(tiny(7)), blocking, check=False)
+    app = create_app(config, jobs, explorer=False)
+    try:
+        with TestClient(app, base_url=LOCAL) as c:
+            yield c, jobs, store, release, blocker
+    finally:
+        release.set()
+        jobs.close()
+
+
+def test_reading_an_unfinished_grid_is_409(local):
+    c, jobs, _, release, blocker = local
+    for path in ("point", "slice"):
+        r = c.get(f"/api/grids/{blocker.id}/{path}", params={"eps": 0})
+        assert r.status_code == 409, r.text
+        assert r.json()["error"] == "not_ready"
+        assert r.json()["status"] in ("queued", "running")
+        assert r.headers["cache-control"] == "no-store"
+    release.set()
+    assert jobs.wait(blocker.id, timeout=120).status == "done"
+    r = c.get(f"/api/grids/{blocker.id}/point", params={"eps": 0})
+    assert r.status_code == 200 and r.json()["J_L"] == float(
+        phasemap.evaluate(eps=0.0, T=7.5, dT=5.0).J_L)
+
+
+def test_the_job_queue_is_bounded(local):
+    c, *_ = local
+    answers = [c.post("/api/grids", json=tiny(9 + i)) for i in range(50)]
+    codes = [r.status_code for r in answers]
+    assert codes.count(202) == 3, codes  # 4 at most in flight, one is the blocked job
+    refused = [r for r in answers if r.status_code == 429]
+    assert len(refused) == 47
+    assert refused[0].json()["error"] == "busy" and "queued" in refused[0].json()["message"]
+    assert int(refused[0].headers["retry-after"]) > 0
+    # joining a grid already in flight is not a new job
+    again = c.post("/api/grids", json=tiny(9))
+    assert again.status_code == 202 and again.json()["id"] == answers[0].json()["id"]
+
+
+@pytest.mark.parametrize(("spec", "named", "says"), [
+    (tiny(num="30000000"), "axes.eps.num", "integer"),
+    (tiny(num="9000000000"), "axes.eps.num", "integer"),
+    (tiny(num=5.0), "axes.eps.num", "integer"),
+    (tiny(num=True), "axes.eps.num", "integer"),
+    (tiny(num=9_000_000_000), "grid", "at most 200,000 points"),
+    (tiny(chunks={"eps": 16777216}), "chunks", "at most 4,096 points"),
+    (tiny(chunks={"eps": "4"}), "chunks.eps", "integer"),
+    (tiny(name="n" * 5000), "name", "at most 200 characters"),
+    ({"params": {"T": 7.5, "dT": 5.0}, "axes": {"eps": [float(i) for i in range(100)],
+                                                "dV": [float(i) for i in range(3)]}},
+     "grid", "300 shards"),
+    (tiny(num=0), "axes.eps.num", "integer >= 1"),
+])
+def test_request_costs_are_counted_before_parsing(local, spec, named, says):
+    c, *_ = local
+    r = c.post("/api/grids", json=spec)
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["param"] == named and says in body["message"], body
+    assert "Input should" not in body["message"]
+
+
+def test_writes_need_json_and_a_same_site_origin(local):
+    c, *_ = local
+    cross = {"Content-Type": "text/plain"}
+    r = c.post("/api/grids", content=json.dumps(tiny(11)), headers=cross)
+    assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type"
+    for headers in ({"Origin": "http://evil.example"}, {"Origin": "http://127.0.0.1:9999"},
+                    {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}):
+        r = c.post("/api/grids", json=tiny(11), headers=headers)
+        assert r.status_code == 403 and r.json()["error"] == "bad_origin", headers
+    r = c.post("/api/grids", json=tiny(11), headers={"Origin": LOCAL})
+    assert r.status_code == 202, r.text
+    r = c.post("/api/grids", json=tiny(12), headers={"Origin": "http://localhost:8000"})
+    assert r.status_code == 202, r.text
+
+
+@pytest.mark.parametrize(("host", "code"), [
+    ("evil.example", 400), ("evil.example:8000", 400), ("127.0.0.1.evil.example", 400),
+    ("127.0.0.1:8000", 200), ("localhost:8000", 200), ("[::1]:8000", 200),
+])
+def test_host_header_is_checked(local, host, code):
+    c, *_ = local
+    r = c.get("/api/health", headers={"Host": host})
+    assert r.status_code == code, r.text
+    if code == 400:
+        assert r.json()["error"] == "bad_host"
+
+
+def test_allowed_hosts_extend_the_list():
+    from phasemap.service import ServiceConfig
+    from phasemap.service.security import RequestGuard
+
+    guard = RequestGuard(None, ServiceConfig(allowed_hosts=["phasemap.lab"], port=80))
+    scope = {"type": "http", "method": "GET", "path": "/api/health"}
+    assert guard.problem(scope, {"host": "phasemap.lab"}) is None
+    assert guard.problem(scope, {"host": "phasemap.lab:80"}) is None
+    assert guard.problem(scope, {"host": "other.lab"})[0] == 400
+    post = {**scope, "method": "POST"}
+    assert guard.problem(post, {"host": "phasemap.lab", "origin": "http://phasemap.lab",
+                                "content-type": "application/json"}) is None
+
+
+def test_health_counts_each_dataset_once(local, tmp_path):
+    c, _, store, *_ = local
+    before = c.get("/api/health").json()["datasets"]
+    for num in (3, 4):
+        phasemap.compute(phasemap.GridSpec.from_dict(tiny(num)), store=store)
+    health = c.get("/api/health").json()
+    listed = c.get("/api/datasets").json()["datasets"]
+    assert health["datasets"] == before + 2
+    assert health["datasets"] == sum(d["status"] == "done" for d in listed)
+
+
+def test_http_errors_speak_http(local):
+    c, jobs, _, release, blocker = local
+    release.set()
+    jobs.wait(blocker.id, timeout=120)
+    rid = blocker.id  # eps from -4 to 4 in 7 points, T = 7.5 and dT = 5 fixed
+    r = c.get(f"/api/grids/{rid}/point", params={"eps": 0.5})
+    body = r.json()
+    assert r.status_code == 422 and body["param"] == "eps"
+    assert "interp=true" in body["message"] and "--" not in body["message"]
+    r = c.get(f"/api/grids/{rid}/point", params={"eps": 0, "T": 5})
+    body = r.json()
+    assert r.status_code == 422 and body["param"] == "T"
+    assert "fixed at 7.5" in body["message"], body
+    r = c.get(f"/api/grids/{rid}/point", params={"T": 7.5})
+    body = r.json()
+    assert r.status_code == 422 and body["param"] == "eps" and "--at" not in body["message"]
+    r = c.get(f"/api/grids/{rid}/slice", params={"eps": 0.5})
+    assert r.status_code == 422 and "interp" not in r.json()["message"]
+    r = c.post("/api/grids", json=tiny(num=0))
+    assert "Input should" not in r.json()["message"]
+
+
+def test_no_store_paths_in_answers(local, tmp_path):
+    c, jobs, _, release, blocker = local
+    release.set()
+    jobs.wait(blocker.id, timeout=120)
+    import shutil
+
+    shutil.rmtree(tmp_path / "store" / "families")
+    for path, params in (("point", {"eps": 0}), ("slice", {})):
+        r = c.get(f"/api/grids/{blocker.id}/{path}", params=params)
+        assert r.status_code >= 400, r.text
+        assert str(tmp_path) not in r.text and "families" not in r.text, r.text
+        assert r.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning")
+def test_explorer_websocket_origin_and_components(tmp_path):
+    """The explorer's websocket opens only from an allowed Origin; /components imports
+    nothing a request names and answers 404, not 500."""
+    import re
+    import sys
+
+    from fastapi.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    from phasemap.service import ServiceConfig, create_app
+
+    config = ServiceConfig(store=str(tmp_path / "store"), token=None,
+                           websocket_origins=["explorer.lab:443"])
+    with TestClient(create_app(config), base_url=LOCAL) as c:
+        def connect(origin):
+            page = c.get("/explorer")
+            token = re.search(r'"token":\s*"([^"]+)"', page.text).group(1)
+            headers = {"origin": origin} if origin else {}
+            with c.websocket_connect("ws://127.0.0.1:8000/explorer/ws", headers=headers,
+                                     subprotocols=["bokeh", token]) as ws:
+                return json.loads(ws.receive_text())["msgtype"]
+
+        assert connect(LOCAL) == "ACK"
+        assert connect("https://explorer.lab") == "ACK"
+        for origin in ("http://evil.example", "http://127.0.0.1:9999", None):
+            with pytest.raises(WebSocketDisconnect) as refused:
+                connect(origin)
+            assert refused.value.code == 1008, origin
+
+        assert "antigravity" not in sys.modules
+        for path in ("antigravity/x/__css__/a.css", "this/x/__css__/a.css",
+                     "panel.widgets/Select/__css__/x.css", "panel/Nope/__css__/a.css",
+                     "panel", "os/path/_css/etc/passwd"):
+            r = c.get(f"/components/{path}")
+            assert r.status_code in (400, 403, 404), (path, r.status_code)
+        assert "antigravity" not in sys.modules
+
+
+def test_kernels_warm_up_in_the_background(client, small_id):
+    """The server answers at once and says when its kernels are compiled; then the first
+    point read and the first interpolation are served (timings: docs/service.md)."""
+    deadline = time.monotonic() + 600
+    while not client.get("/api/health").json()["warm"]:
+        assert time.monotonic() < deadline, "the warm-up never finished"
+        time.sleep(0.5)
+    r = client.get(f"/api/grids/{small_id}/point",
+                   params={"eps": -15.5, "dV": 5, "dT": 5, "interp": "true"})
+    assert r.status_code == 200 and r.json()["regime"] == "absolute_negative_mobility"
+
+
+def test_the_landing_page_opens_the_papers_map():
+    from phasemap.query import load_spec
+    from phasemap.service.explorer import default_dataset, paper_map_ids
+
+    repo = __import__("pathlib").Path(__file__).resolve().parents[1]
+    paper = spec_id(load_spec(repo / "pipelines" / "paper" / "maps_eps_dV.yaml"))
+    assert paper_map_ids()[0] == paper
+
+    def record(rid, shape, created):
+        return {"id": rid, "shape": shape, "points": int(np.prod(shape)), "created": created}
+
+    records = [record(paper, [401, 401], "2026-01-01"), record("line", [801, 1], "2026-01-02"),
+               record("big", [1001, 1001], "2026-01-03"),
+               record("usertest", [3, 2], "2026-12-01")]  # the newest: a user's test grid
+    assert default_dataset(records, paper_map_ids()) == paper
+    assert default_dataset(records[1:], paper_map_ids()) == "big"   # the largest map
+    assert default_dataset(records[1:2], paper_map_ids()) == "line"
+    assert default_dataset([], paper_map_ids()) is None
+
+
+def test_hover_reports_every_stored_grid_point():
+    """The tooltip layer of a 241 x 201 plane holds all its grid points (it used to hold
+    every 2nd one, so hover and click named different points), each with its own values."""
+    from phasemap.plot import _hv
+    from phasemap.service.explorer import MAX_HOVER_CELLS, hover_layer
+
+    _hv.hv()
+    plane = phasemap.evaluate(eps=np.linspace(-20, 20, 241), dV=np.linspace(-10, 10, 201),
+                              T=7.5, dT=5.0)
+    assert plane.sizes["eps"] * plane.sizes["dV"] <= MAX_HOVER_CELLS
+    layer = hover_layer(plane, "eps", "dV", "regime")
+    eps, dv = layer.dimension_values("eps_at"), layer.dimension_values("dV_at")
+    assert len(np.unique(eps)) == 241 and len(np.unique(dv)) == 201
+    truth = plane.sel(eps=xr.DataArray(eps), dV=xr.DataArray(dv))
+    for name in ("J_L", "Q_R", "s", "regime", "machine"):
+        np.testing.assert_array_equal(layer.dimension_values(name), truth[name].values,
+                                      err_msg=name)
+
+
+def test_slices_do_not_name_the_store(local, tmp_path):
+    c, jobs, _, release, blocker = local
+    release.set()
+    jobs.wait(blocker.id, timeout=120)
+    for fmt in ("json", "netcdf"):
+        r = c.get(f"/api/grids/{blocker.id}/slice", params={"format": fmt})
+        assert r.status_code == 200, r.text
+        assert str(tmp_path).encode() not in r.content, fmt
+    assert json.loads(c.get(f"/api/grids/{blocker.id}/slice").content)["attrs"]["dataset_id"]
+
+
+def test_error_statuses_by_class():
+    from phasemap.errors import PhasemapError, StoreError
+    from phasemap.service.api import error_status
+
+    class StoreCorrupted(StoreError):
+        pass
+
+    class DatasetNotFound(StoreError):
+        pass
+
+    class Custom(PhasemapError):
+        http_status, http_code = 507, "quota_exceeded"
+
+    assert error_status(StoreCorrupted("x")) == (409, "store_damaged")
+    assert error_status(DatasetNotFound("x")) == (404, "not_found")
+    assert error_status(StoreError("x")) == (409, "not_ready")
+    assert error_status(Custom("x")) == (507, "quota_exceeded")
+    assert error_status(PhasemapError("x")) == (500, "error")
+    assert error_status(phasemap.ParameterError("a", 1, "b"))[0] == 422
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning")
+def test_hover_on_a_plane_too_large_for_a_tooltip_layer_reads_the_exact_point(tmp_path):
+    """Above MAX_HOVER_CELLS the point under the cursor is read on the server: it is the
+    stored grid point nearest to the cursor, the one a click selects."""
+    from phasemap.service import ServiceConfig
+    from phasemap.service.api import DatasetCache
+    from phasemap.service.app import job_manager
+    from phasemap.service.explorer import MAX_HOVER_CELLS, Explorer
+
+    config = ServiceConfig(store=str(tmp_path / "store"), token=None, workers=1)
+    store = Store(config.store)
+    spec = {"params": {"T": 7.5, "dT": 5.0},
+            "axes": {"eps": {"start": -20, "stop": 20, "num": 601},
+                     "dV": {"start": -20, "stop": 20, "num": 501}}}
+    assert 601 * 501 > MAX_HOVER_CELLS
+    phasemap.compute(spec, store=store)
+    jobs = job_manager(config, store)
+    try:
+        ex = Explorer(config, store, jobs, DatasetCache(store))
+        assert ex.pointer is not None and ex.plane is None  # no thinned tooltip layer
+        ex._on_pointer(x=-15.03, y=5.01)
+        ex._on_tap(x=-15.03, y=5.01)
+        assert ex.tapped == {"eps": -15.0, "dV": 5.04}
+        ref = phasemap.evaluate(eps=-15.0, dV=5.04, T=7.5, dT=5.0)
+        shown = ex.hover_info.object
+        assert f"J_L = {float(ref.J_L):.7g}" in shown and "absolute_negative_mobility" in shown
+    finally:
+        jobs.close()

@@ -36,6 +36,9 @@ _CURVE_STYLE = {
     "P": ({"line_width": 2.0, "line_dash": "dashdot"}, {"linewidth": 1.6, "linestyle": "-."}),
 }
 _J_NAMES = {"dV": "ΔV_th", "dT": "ΔT_th", "eps": "ε_r"}
+#: Colour of threshold curves on value maps: visible on every colour of the sequential
+#: colour maps (no red in viridis) and, in the legend, on its white box.
+VALUE_MAP_CURVE_COLOR = "#E6194B"
 
 
 def dimension(name: str, attrs: dict | None = None):
@@ -259,15 +262,16 @@ def value_map(ds: xr.Dataset, variable: str, x: str, y: str, *,
         element = element.opts(**opts, backend="bokeh").opts(**opts, backend="matplotlib")
     else:
         _hv.style(element, **opts, bokeh={"tools": ["hover"]})
-    curves = threshold_overlay(ds, x, y, thresholds, color="#FFFFFF", **sel)
+    curves = threshold_overlay(ds, x, y, thresholds, color=VALUE_MAP_CURVE_COLOR, **sel)
     if title is None:
         fixed = _title(plane, (x, y), m)
         long_name = da.attrs.get("long_name", variable)
         title = f"{long_name}: {fixed}" if fixed else long_name
     return _hv.style(
         h.Overlay([element, *curves]), title=title,
-        bokeh={"width": width, "height": height, "legend_position": "top_left",
+        # the legend outside the plot area (below it: the colour bar is on the right)
+        bokeh={"width": width, "height": height, "legend_position": "bottom",
                "xlim": _lim(da[x]), "ylim": _lim(da[y]), "bgcolor": "#444444"},
-        mpl={"fig_inches": (8, 4.8), "legend_position": "top_left",
+        mpl={"fig_inches": (8, 4.8), "legend_position": "bottom",
              "xlim": _lim(da[x]), "ylim": _lim(da[y])},
     )

@@ -3,9 +3,10 @@
 A thin adapter. Parameters go through :func:`phasemap.evaluate` / :meth:`GridSpec.from_dict`
 (the one validation path) and every :class:`~phasemap.errors.ParameterError` becomes a 422
 answer whose body is ``ParameterError.as_dict()`` (``param``, ``value``, ``allowed``,
-``message``). Points and slices of stored datasets are read lazily with the CLI's own helpers
-(:func:`phasemap.cli.point_record`, :func:`~phasemap.cli.select_slice`,
-:func:`~phasemap.cli.write_slice`). Dataset ids are the store's content-addressed ids, checked
+``message``). Points and slices of stored datasets are read lazily with the library's query
+helpers (:func:`phasemap.query.point_record`, :func:`~phasemap.query.select_slice`,
+:func:`~phasemap.query.write_slice`), whose errors are restated in HTTP's words (query keys,
+``interp=true``). Dataset ids are the store's content-addressed ids, checked
 against ``[A-Za-z0-9]{1,64}`` and the store's list before anything is read, so nothing a client
 sends names a path. Reads of a finished dataset never change, so they carry an ``ETag`` and a
 long ``Cache-Control``.
@@ -34,12 +35,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..errors import GridTooLargeError, ParameterError, PhasemapError, StoreError
+from ..errors import ParameterError, PhasemapError, StoreError
 from ..grid import GridSpec
 from ..models import get_model
+from ..query import point_record, select_slice, slice_points, write_slice
 from ..store import Store
 from .config import ServiceConfig
 from .jobs import JobManager
+from .limits import spec_from_request
 
 ID_PATTERN = r"^[A-Za-z0-9]{1,64}$"
 _ID_RE = re.compile(ID_PATTERN)
@@ -50,6 +53,8 @@ PARAMS = ("eps", "T", "dT", "dV", "mu", "gamma_L", "gamma_R")
 SLICE_VARIABLES = ("J_L", "Q_L", "Q_R", "P", "s", "p1", "regime", "machine")
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+#: Dataset attributes never sent over HTTP (the store's location).
+PRIVATE_ATTRS = ("store",)
 
 #: One NetCDF (HDF5) writer at a time in this process: HDF5 is not thread-safe.
 NETCDF_LOCK = threading.Lock()
@@ -89,29 +94,102 @@ class SafeJSONResponse(JSONResponse):
 
 
 class APIError(Exception):
-    """An answer other than 2xx with a JSON body ``{"error": code, "message": ...}``."""
+    """An answer other than 2xx with a JSON body ``{"error": code, "message": ..., **extra}``.
 
-    def __init__(self, status: int, code: str, message: str,
+    ``http_status`` is the HTTP status; ``extra`` adds fields to the body (a job's
+    ``status``, say), so no body field can collide with an argument.
+    """
+
+    def __init__(self, http_status: int, code: str, message: str,
                  headers: dict[str, str] | None = None, **extra: Any):
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message = http_status, code, message
         self.headers = headers or {}
         self.extra = extra
 
 
-def _parameter_body(exc: ParameterError) -> dict[str, Any]:
-    return {"error": "invalid_parameter", **exc.as_dict()}
+#: HTTP status and error code of phasemap's error classes, most specific first (looked up
+#: along the class's MRO, by class name so that error types the store adds later map without
+#: an import here). A class may also declare ``http_status`` and ``http_code`` itself.
+ERROR_STATUS: dict[str, tuple[int, str]] = {
+    "DatasetNotFound": (404, "not_found"),
+    "NotFound": (404, "not_found"),
+    "QuotaExceeded": (507, "quota_exceeded"),
+    "StoreFull": (507, "quota_exceeded"),
+    "ParameterError": (422, "invalid_parameter"),
+    "StoreCorrupted": (409, "store_damaged"),
+    "ShardMissing": (409, "store_damaged"),
+    "StoreBusy": (503, "busy"),
+    "StoreError": (409, "not_ready"),
+    "PhasemapError": (500, "error"),
+}
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """422 for bad input (FastAPI's own checks included), JSON bodies for every error."""
+def error_status(exc: BaseException) -> tuple[int, str]:
+    """HTTP status and error code of a phasemap error, by class (see :data:`ERROR_STATUS`)."""
+    status = getattr(exc, "http_status", None)
+    if isinstance(status, int):
+        return status, str(getattr(exc, "http_code", "error"))
+    for cls in type(exc).__mro__:
+        if cls.__name__ in ERROR_STATUS:
+            return ERROR_STATUS[cls.__name__]
+    return 500, "error"
+
+
+def scrub(text: str, store: Store | None) -> str:
+    """``text`` with the store's location (URL, path, resolved path) replaced by ``<store>``:
+    HTTP answers never tell a client where the server keeps its files."""
+    if store is None:
+        return text
+    import os
+
+    names = {str(store.url), str(store.url).removeprefix("file://")}
+    for name in list(names):
+        if "://" not in name:
+            names |= {os.path.abspath(name), os.path.realpath(name)}
+    for name in sorted((n for n in names if len(n) > 1), key=len, reverse=True):
+        text = text.replace(name, "<store>")
+    return text
+
+
+def http_words(exc: ParameterError, path: str = "") -> ParameterError:
+    """A library error restated in HTTP's words: query keys, not options; ``interp=true``
+    where the point endpoint can interpolate; no validator phrasing."""
+    from ..query import MissingCoordinates, OffGrid, plain_words
+
+    exc = plain_words(exc)
+    if isinstance(exc, OffGrid) and path.endswith("/point"):
+        return ParameterError(exc.param, exc.value,
+                              exc.allowed + "; add interp=true to interpolate", exc.detail)
+    if isinstance(exc, MissingCoordinates):
+        return ParameterError(exc.param, None, "a value for every dimension of the dataset: "
+                                               f"give {', '.join(exc.missing)} too")
+    return exc
+
+
+def _parameter_body(exc: ParameterError, code: str = "invalid_parameter") -> dict[str, Any]:
+    return {"error": code, **exc.as_dict()}
+
+
+def install_error_handlers(app: FastAPI, store: Store | None = None) -> None:
+    """422 for bad input (FastAPI's own checks included), JSON bodies for every error, a
+    status by class for the other phasemap errors; no error answer is cacheable and none
+    names the store's location."""
+    no_store = {"Cache-Control": "no-store"}
 
     @app.exception_handler(ParameterError)
     async def _param(request: Request, exc: ParameterError):
-        return SafeJSONResponse(_parameter_body(exc), status_code=422)
+        status, code = error_status(exc)
+        exc = http_words(exc, request.url.path)
+        body = _parameter_body(exc, code if status != 422 else "invalid_parameter")
+        body["message"] = scrub(body["message"], store)
+        body["value"] = scrub(str(body["value"]), store)
+        return SafeJSONResponse(body, status_code=status, headers=no_store)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
+        from ..query import plain_words
+
         errors = exc.errors()
         err = errors[0] if errors else {"loc": ("request",), "msg": "invalid request"}
         loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body",
@@ -122,14 +200,18 @@ def install_error_handlers(app: FastAPI) -> None:
                    "bool_parsing": "true or false", "missing": "a value (it is required)",
                    "string_pattern_mismatch": "an id of letters and digits, as listed by "
                                               "GET /api/datasets",
+                   "string_too_long": "at most "
+                                      f"{(err.get('ctx') or {}).get('max_length', '?')} "
+                                      "characters",
                    "literal_error": str(err.get("msg", ""))}.get(kind, str(err.get("msg", "")))
-        body = _parameter_body(ParameterError(param, err.get("input"), allowed))
-        return SafeJSONResponse(body, status_code=422)
+        body = _parameter_body(plain_words(ParameterError(param, err.get("input"), allowed)))
+        return SafeJSONResponse(body, status_code=422, headers=no_store)
 
     @app.exception_handler(APIError)
     async def _api(request: Request, exc: APIError):
-        return SafeJSONResponse({"error": exc.code, "message": exc.message, **exc.extra},
-                                status_code=exc.status, headers=exc.headers)
+        return SafeJSONResponse({"error": exc.code, "message": scrub(exc.message, store),
+                                 **exc.extra},
+                                status_code=exc.status, headers={**no_store, **exc.headers})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
@@ -138,9 +220,12 @@ def install_error_handlers(app: FastAPI) -> None:
                                 status_code=exc.status_code,
                                 headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(StoreError)
-    async def _store(request: Request, exc: StoreError):
-        return SafeJSONResponse({"error": "not_ready", "message": str(exc)}, status_code=409)
+    @app.exception_handler(PhasemapError)
+    async def _phasemap(request: Request, exc: PhasemapError):
+        status, code = error_status(exc)
+        headers = {**no_store, **({"Retry-After": "5"} if status in (429, 503) else {})}
+        return SafeJSONResponse({"error": code, "message": scrub(str(exc), store)},
+                                status_code=status, headers=headers)
 
 
 # --- reading stored datasets -------------------------------------------------------------
@@ -260,8 +345,10 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
     @router.get("/health", summary="Liveness and a few counters")
     def health(request: Request) -> dict[str, Any]:
         sessions = getattr(request.app.state, "explorer_sessions", None)
+        warm = getattr(request.app.state, "warm", None)
         return {"status": "ok", "version": __version__,
-                "datasets": len(store.list_blobs("requests")),
+                "warm": bool(warm is not None and warm.is_set()),
+                "datasets": len(store.requests()),
                 "jobs_running": jobs.running(), "dask_started": jobs.client_started,
                 "explorer_sessions": sessions() if sessions else None}
 
@@ -274,8 +361,6 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
         """Parameters not given take the model's defaults (``eps=0, T=7.5, dT=0, dV=0,
         mu=0, gamma_L=gamma_R=2``)."""
         import phasemap
-
-        from ..cli import point_record
 
         _query(request, (*PARAMS, "model"))
         m = get_model(model)
@@ -306,10 +391,8 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
         except (ValueError, RecursionError):
             raise ParameterError("spec", raw[:80].decode("utf-8", "replace"),
                                  "a JSON object with model, params and axes") from None
-        if not isinstance(data, dict):
-            raise ParameterError("spec", data, "a JSON object with model, params and axes")
-        _precheck_size(data, config.max_grid_points)
-        spec = _parse_spec(data)
+        spec = spec_from_request(data, max_points=config.max_grid_points,
+                                 max_chunk_points=config.max_chunk_points)
         job = await run_in_threadpool(jobs.submit, spec)
         body = {"id": job.id, "status": job.status, "url": f"/api/grids/{job.id}"}
         return SafeJSONResponse(body, status_code=200 if job.status == "done" else 202,
@@ -334,8 +417,6 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
                    interp: bool = False) -> Response:
         """Give a value for every dimension of the dataset (a grid value unless
         ``interp=true``); fixed parameters may be given and must then match."""
-        from ..cli import point_record
-
         _query(request, (*PARAMS, "interp"))
         ds = _open_done(store, jobs, datasets, id)
         etag = etag_of(id, request)
@@ -361,8 +442,6 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
         """Fix some dimensions at grid values; the others are returned whole (at most
         ``max_slice_points`` points). JSON is xarray's ``Dataset.to_dict`` layout (NaN as
         null); NetCDF is the file ``phasemap query --slice --out F.nc`` writes."""
-        from ..cli import select_slice, write_slice
-
         _query(request, (*PARAMS, "format", "vars"))
         ds = _open_done(store, jobs, datasets, id)
         etag = etag_of(id, request)
@@ -381,14 +460,10 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
                 if v not in ds.data_vars:
                     raise ParameterError("vars", v, "variables of the dataset: "
                                                     f"{', '.join(map(str, ds.data_vars))}")
-        scalar = {k: v for k, v in fixed.items() if k not in ds.dims}
-        sub = select_slice(ds[names], {k: v for k, v in fixed.items() if k in ds.dims})
-        for name, value in scalar.items():  # a fixed parameter may be named if it matches
-            if name not in ds.coords or not math.isclose(float(ds[name]), value,
-                                                         rel_tol=1e-9, abs_tol=1e-12):
-                raise ParameterError(name, value, "a dimension of the dataset: "
-                                                  f"{', '.join(map(str, ds.dims))}")
-        points = int(np.prod([sub.sizes[d] for d in sub.dims])) if sub.dims else 1
+        sub = select_slice(ds[names], fixed)
+        # where the server keeps its files is nobody's business (the CLI's files keep it)
+        sub.attrs = {k: v for k, v in sub.attrs.items() if k not in PRIVATE_ATTRS}
+        points = slice_points(sub)
         if points > config.max_slice_points:
             raise ParameterError("slice", f"{points:,} points",
                                  f"at most {config.max_slice_points:,} points: fix more of "
@@ -434,40 +509,6 @@ def _labels(lens: str) -> tuple[str, ...]:
     return LENSES[lens]
 
 
-def _precheck_size(data: dict[str, Any], limit: int) -> None:
-    """Refuse a spec whose axes promise more than ``limit`` points *before* it is parsed
-    (parsing builds every axis' coordinates, which a huge ``num`` would make costly).
-    Anything malformed is left to :meth:`GridSpec.from_dict` to describe."""
-    axes = data.get("axes")
-    if not isinstance(axes, dict):
-        return
-    points = 1
-    for value in axes.values():
-        if isinstance(value, dict):
-            num = value.get("num", 1)
-            if isinstance(num, bool) or not isinstance(num, int | float) or not (
-                    math.isfinite(num) and num >= 1):
-                return
-            points *= int(num)
-        elif isinstance(value, list):
-            points *= max(len(value), 1)
-    if points > limit:
-        raise GridTooLargeError("grid", f"{points:,} points",
-                                f"at most {limit:,} points per grid on this server")
-
-
-def _parse_spec(data: dict[str, Any]) -> GridSpec:
-    """The spec through the one validation path; arithmetic failures on absurd numbers in
-    it are reported as a bad spec too, never as a server error."""
-    try:
-        return GridSpec.from_dict(data)
-    except PhasemapError:
-        raise
-    except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:
-        raise ParameterError("spec", "(grid spec)", "a grid spec with finite, moderate "
-                                                    "numbers", detail=str(exc)[:200]) from None
-
-
 def _record_status(store: Store, record: dict[str, Any]) -> dict[str, Any]:
     """Status of a dataset computed before this server started (from the store's record)."""
     from ..store import plan
@@ -490,6 +531,10 @@ def _open_done(store: Store, jobs: JobManager, datasets: DatasetCache, rid: str)
                        status=status)
     try:
         return datasets.open(rid)
-    except (StoreError, FileNotFoundError) as exc:
+    except FileNotFoundError:
         datasets.forget(rid)
-        raise APIError(409, "not_ready", f"dataset {rid} cannot be read: {exc}") from None
+        raise APIError(409, "not_ready", f"dataset {rid} cannot be read: a file of it is "
+                                         "missing in the store") from None
+    except StoreError:
+        datasets.forget(rid)
+        raise

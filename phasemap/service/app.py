@@ -13,6 +13,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
+import tempfile
+import threading
+import traceback
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from ..store import Store
 from .api import DatasetCache, SafeJSONResponse, build_router, install_error_handlers
 from .config import ServiceConfig
 from .jobs import JobManager
+from .security import RequestGuard, replace_component_route
 
 #: Where the explorer lives.
 EXPLORER_PATH = "/explorer"
@@ -124,6 +128,14 @@ class ExplorerGuard:
             await body(scope, receive, send)
 
 
+def job_manager(config: ServiceConfig, store: Store) -> JobManager:
+    """The job manager of a server with ``config``'s limits."""
+    return JobManager(store, max_grid_points=config.max_grid_points,
+                      max_compute_points=config.max_compute_points,
+                      max_shards=config.max_request_shards,
+                      max_queued=config.max_queued_jobs, workers=config.workers)
+
+
 def create_app(config: ServiceConfig | None = None, jobs: JobManager | None = None, *,
                explorer: bool = True) -> FastAPI:
     """The service as an ASGI app (API under ``/api``, explorer under ``/explorer``).
@@ -132,13 +144,15 @@ def create_app(config: ServiceConfig | None = None, jobs: JobManager | None = No
     """
     config = config or ServiceConfig()
     store = Store(config.store)
-    jobs = jobs or JobManager(store, max_grid_points=config.max_grid_points,
-                              max_compute_points=config.max_compute_points,
-                              workers=config.workers)
+    jobs = jobs or job_manager(config, store)
     datasets = DatasetCache(store)
+
+    warm = threading.Event()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=warm_up, args=(warm,), name="phasemap-warm-up",
+                         daemon=True).start()
         try:
             yield
         finally:
@@ -155,7 +169,8 @@ def create_app(config: ServiceConfig | None = None, jobs: JobManager | None = No
         default_response_class=SafeJSONResponse,
     )
     app.state.config, app.state.store, app.state.jobs = config, store, jobs
-    install_error_handlers(app)
+    app.state.warm = warm
+    install_error_handlers(app, store)
     app.include_router(build_router(config, store, jobs, datasets))
 
     @app.get("/", include_in_schema=False)
@@ -180,9 +195,38 @@ def create_app(config: ServiceConfig | None = None, jobs: JobManager | None = No
         for route in app.routes:  # the page and its websocket are not part of the JSON API
             if getattr(route, "path", "").startswith(EXPLORER_PATH):
                 route.include_in_schema = False
+        replace_component_route(app)
         app.add_middleware(ExplorerGuard, prefix=EXPLORER_PATH)
     app.add_middleware(BodySizeLimit, limit=config.max_body_bytes)
+    app.add_middleware(RequestGuard, config=config, websocket_prefix=EXPLORER_PATH)
     return app
+
+
+def warm_up(done: threading.Event | None = None) -> None:
+    """Compile and import, in the background at start-up, what the first requests would
+    otherwise wait for: the evaluate kernels, the store's compute and read paths (on a
+    one-shard grid in a temporary store, never the served one) and interpolation (scipy).
+    Sets ``done`` when finished, even if a step failed (the failure is printed)."""
+    try:
+        import phasemap
+
+        from ..query import point_record
+        from ..store import Store
+        from ..store import compute as store_compute
+
+        ds = phasemap.evaluate(eps=[-1.0, 0.0, 1.0], T=7.5, dT=1.0, dV=1.0)
+        point_record(ds, {"eps": 0.0})
+        with tempfile.TemporaryDirectory(prefix="phasemap-warm-up-") as tmp:
+            spec = {"params": {"T": 7.5, "dT": 1.0}, "axes": {"eps": [-1.0, 0.0, 1.0],
+                                                              "dV": [0.0, 1.0]}}
+            stored = store_compute(spec, store=Store(f"{tmp}/store"))
+            point_record(stored, {"eps": 0.0, "dV": 1.0})
+            point_record(stored, {"eps": 0.5, "dV": 0.5}, interp=True)
+    except Exception:  # a server that could not warm up still serves; it is only slower
+        traceback.print_exc()
+    finally:
+        if done is not None:
+            done.set()
 
 
 def _explorer_unavailable(app: FastAPI, reason: str) -> None:
@@ -206,12 +250,12 @@ def panel_dist() -> str:
 
 def paper_specs(root: Path | None = None) -> list[Path]:
     """Grid specs of the paper's pipelines (``pipelines/paper/*.yaml``), each listed once."""
-    from ..cli import _pipeline_specs
+    from ..query import pipeline_specs
 
     root = root or Path(__file__).resolve().parents[2] / "pipelines" / "paper"
     seen: dict[Path, None] = {}
     for path in sorted(root.glob("*.yaml")) + sorted(root.glob("*.yml")):
-        for spec in _pipeline_specs(path):
+        for spec in pipeline_specs(path):
             seen.setdefault(spec.resolve(), None)
     return list(seen)
 
@@ -223,9 +267,9 @@ def precompute(jobs: JobManager, specs: list[Path], compute: Callable[..., Any] 
     ``compute(spec, store, client, label=...)`` may replace :func:`phasemap.compute` to show
     progress (the CLI passes its progress bar).
     """
-    from ..grid import GridSpec
+    from ..query import load_spec
 
-    grids = [GridSpec.load(p) for p in specs]  # validate every spec before computing any
+    grids = [load_spec(p) for p in specs]  # validate every spec before computing any
     ids = []
     for path, grid in zip(specs, grids, strict=True):
         fn = None
@@ -252,8 +296,7 @@ def serve(config: ServiceConfig, *, precompute_paper: bool = True,
 
     echo = echo or functools.partial(print, file=sys.stderr)
     store = Store(config.store)
-    jobs = JobManager(store, max_grid_points=config.max_grid_points,
-                      max_compute_points=config.max_compute_points, workers=config.workers)
+    jobs = job_manager(config, store)
     try:
         if precompute_paper:
             specs = paper_specs()

@@ -15,9 +15,11 @@ done by :mod:`phasemap.plot`; this module only adds the hover/tap layer.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import math
 import traceback
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,14 +33,18 @@ from ..variables import VARIABLES, axis_label
 from .api import DatasetCache
 from .config import ServiceConfig
 from .jobs import Job, JobManager
+from .limits import spec_from_request
 
 #: Variables the map can show besides the labels.
 SHOWN = ("J_L", "Q_L", "Q_R", "P", "s")
 #: Largest plane of the shown variable read from the store [points]; larger planes are read
 #: every k-th point. Above the renderers' ``MAX_PIXELS`` datashader reduces it to the screen.
 MAX_PLANE_POINTS = 4_000_000
-#: Largest hover layer sent to the browser [cells]; larger planes are subsampled for hover.
-MAX_HOVER_CELLS = 40_000
+#: Largest plane whose every grid point is sent to the browser for the hover tooltip [cells]
+#: (the paper's 401 x 401 maps fit). A larger plane gets no tooltip layer: the point under the
+#: cursor is then read from the store on the server and shown beside the map. Either way the
+#: hover reports the exact stored grid point under the cursor, never a thinned copy.
+MAX_HOVER_CELLS = 250_000
 #: Size of the map [screen pixels], legend included.
 MAP_WIDTH, MAP_HEIGHT = 900, 520
 #: Form fields of a new grid, in dimension order.
@@ -46,6 +52,44 @@ FORM_PARAMS = ("eps", "T", "dT", "dV", "mu", "gamma_L", "gamma_R")
 FORM_DEFAULTS = {"eps": "-20:20:81", "T": "7.5", "dT": "2.5, 5", "dV": "-10:10:41"}
 
 _LABEL_JS = "const k = Math.round(value); return (k >= 0 && k < names.length) ? names[k] : '-';"
+
+
+#: The paper's maps the explorer opens first, in order of preference (pipelines/paper/).
+PAPER_MAPS = ("maps_eps_dV.yaml", "maps_eps_dT.yaml")
+
+
+@functools.lru_cache(maxsize=1)
+def paper_map_ids() -> tuple[str, ...]:
+    """Dataset ids of :data:`PAPER_MAPS` (empty where the pipelines are not shipped)."""
+    from ..query import load_spec
+    from ..store import spec_id
+
+    root = Path(__file__).resolve().parents[2] / "pipelines" / "paper"
+    ids = []
+    for name in PAPER_MAPS:
+        if (root / name).is_file():
+            try:
+                ids.append(spec_id(load_spec(root / name)))
+            except PhasemapError:
+                traceback.print_exc()
+    return tuple(ids)
+
+
+def default_dataset(records: list[dict[str, Any]], preferred: tuple[str, ...] = ()
+                    ) -> str | None:
+    """The dataset the explorer opens when the URL names none: the first of ``preferred``
+    (the paper's maps) in the store, else the map (two or more multi-valued dims) with the
+    most points, else the dataset with the most points; ``None`` for an empty store."""
+    ids = {r["id"] for r in records}
+    for rid in preferred:
+        if rid in ids:
+            return rid
+    if not records:
+        return None
+    maps = [r for r in records if sum(n > 1 for n in r["shape"]) >= 2]
+    best = max(maps or records, key=lambda r: (int(r.get("points") or 0),
+                                               str(r.get("created") or "")))
+    return str(best["id"])
 
 
 def mount_explorer(app, config: ServiceConfig, store: Store, jobs: JobManager,
@@ -113,15 +157,14 @@ def _strides(plane: xr.Dataset, dims: tuple[str, ...], limit: int) -> dict[str, 
 def hover_layer(plane: xr.Dataset, x: str, y: str, lens: str):
     """An invisible raster on top of the map whose hover shows the values and both labels.
 
-    The cells carry their grid coordinates, so the tooltip names the grid point, not the
-    cursor. Large planes are subsampled (the hover then reports every k-th grid point).
+    The cells are the plane's grid points, every one of them (the caller sends planes of at
+    most :data:`MAX_HOVER_CELLS`), and carry their grid coordinates, so the tooltip names the
+    stored grid point under the cursor with its stored values.
     """
     import holoviews as hv
     from bokeh.models import CustomJSHover, HoverTool
 
-    strides = _strides(plane, (y, x), MAX_HOVER_CELLS)
-    sub = plane.isel({d: slice(None, None, k) for d, k in strides.items()})
-    sub = sub.transpose(y, x)
+    sub = plane.transpose(y, x)
     labels = [v for v in ("regime", "machine") if v in sub]
     floats = [v for v in ("J_L", "Q_L", "Q_R", "P", "s") if v in sub]
     first = lens if lens in labels else (labels[0] if labels else floats[0])
@@ -159,6 +202,15 @@ def hover_layer(plane: xr.Dataset, x: str, y: str, lens: str):
     return element.opts(**opts, backend="bokeh")
 
 
+def pointer_layer(xs: np.ndarray, ys: np.ndarray, x: str, y: str):
+    """An invisible rectangle over the map's extent: the source of the pointer and tap
+    streams of a plane too large for a tooltip layer."""
+    import holoviews as hv
+
+    bounds = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+    return hv.Bounds(bounds, kdims=[x, y]).opts(alpha=0.0, tools=["tap"], backend="bokeh")
+
+
 def _without_hover(obj):
     """``obj`` with the hover tools of its rasters removed (the hover layer replaces them)."""
     import holoviews as hv
@@ -185,6 +237,7 @@ class Explorer:
         self.dataset_id: str | None = None
         self.plane: xr.Dataset | None = None
         self.tap = None
+        self.pointer = None
         self.tapped: dict[str, float] | None = None
         self.job: Job | None = None
         self._poll = None
@@ -210,6 +263,8 @@ class Explorer:
                                            css_classes=["phasemap-lines"])
         self.point_info = pn.pane.Markdown("Click a point of the map to draw the lines "
                                            "through it.", width=700)
+        self.hover_info = pn.pane.Markdown("", width=700, visible=False,
+                                           css_classes=["phasemap-hover"])
 
         # the new-grid form
         self.form_inputs = {p: w.TextInput(name=p, value=FORM_DEFAULTS.get(p, ""),
@@ -232,7 +287,7 @@ class Explorer:
             pn.pane.Markdown("## phasemap explorer"), self.dataset, self.refresh,
             pn.Row(self.x, self.y), self.lens, pn.Row(self.shown, self.thresholds),
             self.sliders_box, self.along, self.message, self.status, form, width=340)
-        self.layout = pn.Row(sidebar, pn.Column(self.map_pane, self.point_info,
+        self.layout = pn.Row(sidebar, pn.Column(self.map_pane, self.hover_info, self.point_info,
                                                 self.line_pane))
 
         self.refresh.on_click(lambda event: self.load_list())
@@ -262,19 +317,17 @@ class Explorer:
     # --- datasets --------------------------------------------------------------------------
     def load_list(self, select: str | None = None) -> None:
         options = {}
-        maps = []  # datasets with two or more multi-valued dims: a map to show first
-        for r in sorted(self.store.requests(), key=lambda r: r.get("created", "")):
+        records = sorted(self.store.requests(), key=lambda r: r.get("created", ""))
+        for r in records:
             shape = " × ".join(f"{d} {n}" for d, n in zip(r["dims"], r["shape"], strict=True))
             options[f"{r['spec'].get('name') or r['id']} ({shape})"] = r["id"]
-            if sum(n > 1 for n in r["shape"]) >= 2:
-                maps.append(r["id"])
         current = select or self.dataset.value
         self.dataset.options = options
         if not options:
             self.say("The store holds no dataset yet: state a grid under 'New grid'.", "info")
             return
         ids = list(options.values())
-        target = current if current in ids else (maps or ids)[-1]
+        target = current if current in ids else default_dataset(records, paper_map_ids())
         if self.dataset.value != target:
             self.dataset.value = target  # triggers open_dataset
         elif self.ds is None or self.dataset_id != target:
@@ -382,7 +435,11 @@ class Explorer:
         # than the screen), everything else only as dense as the hover layer needs
         shown = lens if self.shown.value == "labels" else self.shown.value
         plane = self.read_plane([shown], MAX_PLANE_POINTS)
-        self.plane = self.read_plane(["regime", "machine", *SHOWN], MAX_HOVER_CELLS)
+        cells = self.ds.sizes[x] * self.ds.sizes[y]
+        exact_hover = cells <= MAX_HOVER_CELLS
+        # every grid point of the plane for the tooltip, or none (then read per pointer move)
+        self.plane = (self.read_plane(["regime", "machine", *SHOWN], cells)
+                      if exact_hover else None)
         thresholds = bool(self.thresholds.value)
         if self.shown.value == "labels":
             overlay = phase_map(plane, x, y, lens=lens, thresholds=thresholds,
@@ -390,10 +447,20 @@ class Explorer:
         else:
             overlay = value_map(plane, self.shown.value, x, y, thresholds=thresholds,
                                 width=MAP_WIDTH, height=MAP_HEIGHT)
-        hover = hover_layer(self.plane, x, y, lens)
+        plot_opts = overlay.opts.get("plot", backend="bokeh").kwargs
+        if exact_hover:
+            hover = hover_layer(self.plane, x, y, lens)
+            self.pointer = None
+            self.hover_info.visible = False
+        else:
+            hover = pointer_layer(np.asarray(self.ds[x].values), np.asarray(self.ds[y].values),
+                                  x, y)
+            self.pointer = hv.streams.PointerXY(source=hover)
+            self.pointer.add_subscriber(self._on_pointer)
+            self.hover_info.visible = True
+            self.hover_info.object = "Move the cursor over the map to read its grid point."
         self.tap = hv.streams.Tap(source=hover, transient=True)
         self.tap.add_subscriber(self._on_tap)
-        plot_opts = overlay.opts.get("plot", backend="bokeh").kwargs
         overlay = hv.Overlay([*_without_hover(overlay), hover]).opts(**plot_opts,
                                                                      backend="bokeh")
         self.map_pane.object = overlay
@@ -405,23 +472,44 @@ class Explorer:
         self.draw_lines()
 
     # --- clicking: the line plot ------------------------------------------------------------
-    def _on_tap(self, x=None, y=None, **_) -> None:
-        if x is None or y is None or self.plane is None:
-            return
+    def _grid_point(self, x: float, y: float) -> dict[str, float]:
+        """The stored grid point nearest to map position (``x``, ``y``), sliders included."""
         px, py = self.x.value, self.y.value
         cx = np.asarray(self.ds[px].values)
         cy = np.asarray(self.ds[py].values)
-        self.tapped = {px: float(cx[np.argmin(np.abs(cx - x))]),
-                       py: float(cy[np.argmin(np.abs(cy - y))])}
+        return {px: float(cx[np.argmin(np.abs(cx - x))]),
+                py: float(cy[np.argmin(np.abs(cy - y))])}
+
+    def _on_tap(self, x=None, y=None, **_) -> None:
+        if x is None or y is None or self.ds is None:
+            return
+        self.tapped = self._grid_point(x, y)
         self.draw_lines()
+
+    def _on_pointer(self, x=None, y=None, **_) -> None:
+        """Large planes: the exact stored point under the cursor, read on the server."""
+        if x is None or y is None or self.ds is None:
+            return
+        self._guard(self._show_pointer, x, y)
+
+    def _show_pointer(self, x: float, y: float) -> None:
+        from ..query import point_record
+
+        point = {**self.selection(), **self._grid_point(x, y)}
+        for d in self.ds.dims:
+            point.setdefault(str(d), float(self.ds[d].values[0]))
+        record = point_record(self.ds, point)
+        self.hover_info.object = "**Under the cursor** " + ", ".join(
+            f"{k} = {v:.7g}" if isinstance(v, float) else f"{k}: {v}"
+            for k, v in record.items())
 
     def draw_lines(self) -> None:
         self._guard(self._draw_lines)
 
     def _draw_lines(self) -> None:
-        from ..cli import point_record
         from ..plot import line_plot
         from ..plot.boundaries import select
+        from ..query import point_record
 
         if self.ds is None or not self.along.value:
             self.line_pane.object = None
@@ -482,10 +570,12 @@ class Explorer:
             except ValueError:
                 raise ParameterError(name, text, "a number, start:stop:num or a list "
                                                  "a, b, c") from None
-        spec = {"model": "single_level", "params": params, "axes": axes}
+        spec: dict[str, Any] = {"model": "single_level", "params": params, "axes": axes}
         if self.form_name.value.strip():
-            spec["name"] = self.form_name.value.strip()[:200]
-        return GridSpec.from_dict(spec)
+            spec["name"] = self.form_name.value.strip()
+        # the same limits as POST /api/grids, counted before any axis is built
+        return spec_from_request(spec, max_points=self.config.max_grid_points,
+                                 max_chunk_points=self.config.max_chunk_points)
 
     def submit(self) -> None:
         token = self.config.token

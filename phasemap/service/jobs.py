@@ -79,6 +79,13 @@ class Job:
         return out
 
 
+class QueueFull(PhasemapError):
+    """The server already has as many grids waiting or running as it accepts."""
+
+    http_status = 429
+    http_code = "busy"
+
+
 class JobManager:
     """Runs grid computations in the background, one at a time, on one shared Dask client.
 
@@ -88,6 +95,11 @@ class JobManager:
         Where results go (and where cached results are found).
     max_grid_points, max_compute_points : int, optional
         Submissions above these sizes are refused with :class:`GridTooLargeError`.
+    max_shards : int, optional
+        Submissions that would create more shards are refused (:class:`GridTooLargeError`).
+    max_queued : int, optional
+        New submissions while this many jobs are queued or running are refused with
+        :class:`QueueFull` (joining a job in flight is always allowed).
     workers : int, optional
         Threads of the embedded Dask worker (default: one per core).
     client : distributed.Client, optional
@@ -95,11 +107,14 @@ class JobManager:
     """
 
     def __init__(self, store: Store, *, max_grid_points: int | None = None,
-                 max_compute_points: int | None = None, workers: int | None = None,
+                 max_compute_points: int | None = None, max_shards: int | None = None,
+                 max_queued: int | None = None, workers: int | None = None,
                  client: Any = None):
         self.store = store
         self.max_grid_points = max_grid_points
         self.max_compute_points = max_compute_points
+        self.max_shards = max_shards
+        self.max_queued = max_queued
         self.workers = workers
         self._client = client
         self._own_client = client is None
@@ -155,9 +170,15 @@ class JobManager:
         """Refuse a spec above the configured limits (raises :class:`GridTooLargeError`)."""
         if self.max_grid_points is not None:
             spec.check(max_points=self.max_grid_points)
-        if self.max_compute_points is not None:
+        if self.max_compute_points is not None or self.max_shards is not None:
             p = plan(spec, self.store)
-            if p.points_to_compute > self.max_compute_points:
+            if self.max_shards is not None and len(p.missing) > self.max_shards:
+                raise GridTooLargeError(
+                    "grid", f"{len(p.missing):,} shards to create",
+                    f"at most {self.max_shards:,} shards per request (each value of a list "
+                    "axis is a shard of its own: use start/stop/num ranges)")
+            if (self.max_compute_points is not None
+                    and p.points_to_compute > self.max_compute_points):
                 raise GridTooLargeError(
                     "grid", f"{p.points_to_compute:,} points to compute in "
                             f"{len(p.missing):,} shards",
@@ -181,6 +202,10 @@ class JobManager:
                 job.submissions += 1
                 return job
             if check:
+                waiting = sum(j.status in ("queued", "running") for j in self._jobs.values())
+                if self.max_queued is not None and waiting >= self.max_queued:
+                    raise QueueFull(f"{waiting} grids are queued or running, the most this "
+                                    "server takes; retry when one has finished")
                 self.check(spec)
             job = Job(id=rid, spec=spec, points=spec.size)
             if self._jobs.get(rid) is not None:
