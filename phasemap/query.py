@@ -235,13 +235,20 @@ def point_record(ds, at: Mapping[str, float], interp: bool = False) -> dict[str,
         The point's coordinates, every float output and the labels as names. A stored
         dataset's grid point is read straight from its shard (no dask graph).
     """
-    from .regimes import LENSES
+    from .models import get_model
+
+    model = get_model(ds.attrs["model"])
+    flags = {name: model.output(name).flags for name in model.labels if name in ds}
+
+    def name_of(label: str, code: Any) -> str | None:
+        k = int(code)
+        return flags[label][k] if 0 <= k < len(flags[label]) else None
 
     sel = check_point(ds, at)
     if interp:
         floats = ds[[v for v in ds.data_vars if ds[v].dtype.kind == "f"]]
         point = floats.interp(sel).compute()
-        labels = ds[[v for v in LENSES if v in ds]].sel(sel, method="nearest").compute()
+        labels = ds[list(flags)].sel(sel, method="nearest").compute()
     else:
         index = {name: grid_position(name, _axis(ds, name), value)
                  for name, value in sel.items()}
@@ -251,17 +258,17 @@ def point_record(ds, at: Mapping[str, float], interp: bool = False) -> dict[str,
             found = Store(ds.attrs["store"]).point(_spec_from_json(ds.attrs["spec"]), sel)
             values = found["values"]
             record: dict[str, Any] = {k: float(found["coords"][k]) for k in sel}
-            record.update({k: float(v) for k, v in values.items() if k not in LENSES})
-            record.update({k: LENSES[k][int(values[k])] for k in LENSES if k in values})
+            record.update({k: float(v) for k, v in values.items() if k not in flags})
+            record.update({k: name_of(k, values[k]) for k in flags if k in values})
             return record
         point = labels = ds.isel(index).compute()
     record = {k: float(point[k]) for k in sel}
     for var in point.data_vars:
         if point[var].dtype.kind == "f":
             record[str(var)] = float(point[var])
-    for lens in LENSES:
-        if lens in labels:
-            record[lens] = LENSES[lens][int(labels[lens])]
+    for label in flags:
+        if label in labels:
+            record[label] = name_of(label, labels[label])
     return record
 
 

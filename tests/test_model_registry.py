@@ -97,3 +97,45 @@ def test_output_declarations_are_checked():
     with pytest.raises(ParameterError) as e:
         sl.output("nope")
     assert e.value.param == "output"
+
+
+def test_a_user_model_through_the_cli_and_http(toy, tmp_path):
+    """Computed into the store, read back by `phasemap query` and GET /api/grids/{id}/point,
+    and described by GET /api/models, with no change to the library."""
+    import json
+
+    import yaml
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from phasemap.cli import app as cli
+    from phasemap.service import ServiceConfig, create_app
+
+    spec = {"model": "toy_occupation", "name": "toy", "params": {"T": 0.5},
+            "axes": {"eps": {"start": -2, "stop": 2, "num": 41}, "lam": [0.0, 1.0]}}
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    store = tmp_path / "store"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["compute", str(path), "--store", str(store)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["query", str(path), "--store", str(store), "--at",
+                              "eps=1.5,lam=1.0", "--json"])
+    assert res.exit_code == 0, res.output
+    record = json.loads(res.stdout)
+    truth = 1 / (1 + np.exp((1.5 - 1.0) / 0.5))
+    assert record["n"] == pytest.approx(truth, rel=1e-14) and record["flag"] == "above"
+
+    rid = phasemap.compute(spec, store=str(store)).attrs["dataset_id"]
+    app = create_app(ServiceConfig(store=str(store)), explorer=False)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        r = c.get(f"/api/grids/{rid}/point", params={"eps": -0.5, "lam": 0.0})
+        assert r.status_code == 200, r.text
+        assert r.json()["n"] == pytest.approx(1 / (1 + np.exp(-1.0)), rel=1e-14)
+        assert r.json()["flag"] == "below"
+        r = c.get(f"/api/grids/{rid}/point", params={"eps": -0.5, "lam": 0.0, "dV": 1})
+        assert r.status_code == 422 and "lam" in r.text
+        described = c.get("/api/models").json()["toy_occupation"]
+        assert [p["name"] for p in described["parameters"]] == ["eps", "T", "lam"]
+        assert {o["name"]: o.get("flags") for o in described["outputs"]}["flag"] == \
+            ["below", "above"]

@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..errors import ParameterError, PhasemapError, StoreError
 from ..grid import GridSpec
-from ..models import get_model
+from ..models import available_models, get_model
 from ..query import point_record, select_slice, slice_points, write_slice
 from ..store import Store
 from .config import ServiceConfig
@@ -47,10 +47,9 @@ from .limits import spec_from_request
 ID_PATTERN = r"^[A-Za-z0-9]{1,64}$"
 _ID_RE = re.compile(ID_PATTERN)
 
-#: Query keys of the single-dot models (the only ones a point or slice can name).
-PARAMS = ("eps", "T", "dT", "dV", "mu", "gamma_L", "gamma_R")
-#: Variables a slice may return.
-SLICE_VARIABLES = ("J_L", "Q_L", "Q_R", "P", "s", "p1", "regime", "machine")
+#: Documentation of the query parameters that name a model's parameters (any of them).
+MODEL_QUERY = ("and any parameter of the model as a query parameter, e.g. `eps=-15&T=7.5` "
+               "(the model's parameter names come from the registry, GET /api/models)")
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 #: Dataset attributes never sent over HTTP (the store's location).
@@ -277,12 +276,53 @@ def _known(store: Store, jobs: JobManager, rid: str) -> dict[str, Any] | None:
         return None
 
 
-def _query(request: Request, allowed: tuple[str, ...]) -> None:
-    """Refuse query keys that are not ``allowed`` (FastAPI would silently ignore them)."""
-    for key, value in request.query_params.multi_items():
-        if key not in allowed:
-            raise ParameterError(key, value, f"one of the query parameters "
-                                             f"{', '.join(allowed)}")
+def describe_model(name: str) -> dict[str, Any]:
+    """A JSON-ready description of a registered model."""
+    m = get_model(name)
+
+    def bound(x: float) -> float | None:
+        return x if math.isfinite(x) else None
+
+    return {
+        "version": m.version, "description": m.description, "references": m.references,
+        "parameters": [{"name": p.name, "units": p.units, "default": p.default,
+                        "lower": bound(p.lower), "upper": bound(p.upper),
+                        "lower_open": p.lower_open, "symbol": p.attrs()["symbol"],
+                        "long_name": p.attrs()["long_name"]} for p in m.parameters],
+        "constraints": [c.allowed for c in m.constraints],
+        "outputs": [{"name": o, "dtype": m.output(o).dtype,
+                     **({"flags": list(m.output(o).flags)} if m.output(o).is_label
+                        else {"units": m.output(o).units}),
+                     "long_name": m.output(o).long_name, "symbol": m.output(o).symbol or o}
+                    for o in m.outputs],
+    }
+
+
+def _model_query(request: Request, model, extra: tuple[str, ...]) -> dict[str, float]:
+    """The model's parameters named in the query string, as finite floats.
+
+    Keys are checked against ``model``'s parameter names (from the registry, so a user's
+    model is queried like any other) and the endpoint's own keys ``extra``; anything else is
+    refused (FastAPI would silently ignore it).
+    """
+    names = model.param_names
+    values: dict[str, float] = {}
+    for key, raw in request.query_params.multi_items():
+        if key in extra:
+            continue
+        if key not in names:
+            raise ParameterError(key, raw, "one of the query parameters "
+                                           f"{', '.join((*names, *extra))}")
+        if key in values:
+            raise ParameterError(key, raw, "one value per parameter")
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ParameterError(key, raw, "a number") from None
+        if not math.isfinite(value):
+            raise ParameterError(key, raw, "a finite number")
+        values[key] = value
+    return values
 
 
 def etag_of(rid: str, request: Request) -> str:
@@ -321,7 +361,6 @@ def _grid_spec_schema() -> dict[str, Any]:
     return schema
 
 
-Float = Annotated[float | None, Query()]
 #: The compute token, read from ``Authorization: Bearer <token>``.
 BEARER = HTTPBearer(auto_error=False,
                     description="Needed for POST /api/grids when the server has a token.")
@@ -342,6 +381,14 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
         if not hmac.compare_digest(credentials.credentials.encode(), config.token.encode()):
             raise APIError(403, "forbidden", "the token is not valid for this server")
 
+    @router.get("/models", summary="The registered models: parameters and outputs")
+    def models() -> Response:
+        """Every model's parameters (units, default, range) and outputs (units, long name,
+        dtype, label flags), as the registry declares them: what a grid spec, a point or a
+        slice may name."""
+        return SafeJSONResponse({name: describe_model(name) for name in available_models()},
+                                headers={"Cache-Control": "no-cache"})
+
     @router.get("/health", summary="Liveness and a few counters")
     def health(request: Request) -> dict[str, Any]:
         sessions = getattr(request.app.state, "explorer_sessions", None)
@@ -352,20 +399,16 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
                 "jobs_running": jobs.running(), "dask_started": jobs.client_started,
                 "explorer_sessions": sessions() if sessions else None}
 
-    @router.get("/evaluate", summary="Every output and both labels at one point")
-    def evaluate(request: Request, eps: Float = None, T: Float = None, dT: Float = None,
-                 dV: Float = None, mu: Float = None, gamma_L: Float = None,
-                 gamma_R: Float = None,
+    @router.get("/evaluate", summary="Every output and both labels at one point",
+                description="Query: `model` " + MODEL_QUERY + ".")
+    def evaluate(request: Request,
                  model: Annotated[str, Query(max_length=64)] = "single_level"
                  ) -> dict[str, Any]:
-        """Parameters not given take the model's defaults (``eps=0, T=7.5, dT=0, dV=0,
-        mu=0, gamma_L=gamma_R=2``)."""
+        """Parameters not given take the model's defaults (GET /api/models lists them)."""
         import phasemap
 
-        _query(request, (*PARAMS, "model"))
         m = get_model(model)
-        given = {k: v for k, v in dict(eps=eps, T=T, dT=dT, dV=dV, mu=mu, gamma_L=gamma_L,
-                                        gamma_R=gamma_R).items() if v is not None}
+        given = _model_query(request, m, ("model",))
         ds = phasemap.evaluate(m.name, **given)
         record: dict[str, Any] = {"model": m.name}
         record.update({name: float(ds[name]) for name in m.param_names})
@@ -410,23 +453,17 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
             body = _record_status(store, record or {})
         return SafeJSONResponse(body, headers={"Cache-Control": "no-cache"})
 
-    @router.get("/grids/{id}/point", summary="Values and both labels at a grid point")
+    @router.get("/grids/{id}/point", summary="Values and both labels at a grid point",
+                description="Query: `interp` " + MODEL_QUERY + ".")
     def grid_point(request: Request, id: Annotated[str, Path(pattern=ID_PATTERN)],
-                   eps: Float = None, T: Float = None, dT: Float = None, dV: Float = None,
-                   mu: Float = None, gamma_L: Float = None, gamma_R: Float = None,
                    interp: bool = False) -> Response:
         """Give a value for every dimension of the dataset (a grid value unless
         ``interp=true``); fixed parameters may be given and must then match."""
-        _query(request, (*PARAMS, "interp"))
         ds = _open_done(store, jobs, datasets, id)
+        at = _model_query(request, get_model(ds.attrs["model"]), ("interp",))
         etag = etag_of(id, request)
         if _not_modified(request, etag):
             return Response(status_code=304, headers={"ETag": etag, "Cache-Control": IMMUTABLE})
-        at = {k: v for k, v in dict(eps=eps, T=T, dT=dT, dV=dV, mu=mu, gamma_L=gamma_L,
-                                    gamma_R=gamma_R).items() if v is not None}
-        for name, value in at.items():
-            if not math.isfinite(value):
-                raise ParameterError(name, value, "a finite number")
         record = {"id": id, **point_record(ds, at, interp)}
         return SafeJSONResponse(record, headers={"ETag": etag, "Cache-Control": IMMUTABLE})
 
@@ -434,25 +471,18 @@ def build_router(config: ServiceConfig, store: Store, jobs: JobManager,
                 responses={200: {"content": {"application/json": {},
                                              "application/x-netcdf": {}}}})
     def grid_slice(request: Request, id: Annotated[str, Path(pattern=ID_PATTERN)],
-                   eps: Float = None, T: Float = None, dT: Float = None, dV: Float = None,
-                   mu: Float = None, gamma_L: Float = None, gamma_R: Float = None,
                    format: Literal["json", "netcdf"] = "json",
                    vars: Annotated[str | None, Query(max_length=200, description=(
                        "comma-separated variables (default all)"))] = None) -> Response:
         """Fix some dimensions at grid values; the others are returned whole (at most
         ``max_slice_points`` points). JSON is xarray's ``Dataset.to_dict`` layout (NaN as
         null); NetCDF is the file ``phasemap query --slice --out F.nc`` writes."""
-        _query(request, (*PARAMS, "format", "vars"))
         ds = _open_done(store, jobs, datasets, id)
+        fixed = _model_query(request, get_model(ds.attrs["model"]), ("format", "vars"))
         etag = etag_of(id, request)
         headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
         if _not_modified(request, etag):
             return Response(status_code=304, headers=headers)
-        fixed = {k: v for k, v in dict(eps=eps, T=T, dT=dT, dV=dV, mu=mu, gamma_L=gamma_L,
-                                       gamma_R=gamma_R).items() if v is not None}
-        for name, value in fixed.items():
-            if not math.isfinite(value):
-                raise ParameterError(name, value, "a finite number")
         names = list(ds.data_vars)
         if vars:
             names = [v.strip() for v in vars.split(",") if v.strip()]
