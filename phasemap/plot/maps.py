@@ -37,6 +37,10 @@ _CURVE_STYLE = {
 }
 _J_NAMES = {"dV": "ΔV_th", "dT": "ΔT_th", "eps": "ε_r"}
 
+#: Face colour of a value map's legend box (matplotlib): dark, so the white threshold-curve
+#: swatches show on it.
+VALUE_LEGEND_FACE = "#4D4D4D"
+
 
 def dimension(name: str, attrs: dict | None = None):
     """A HoloViews dimension named ``name`` labelled from the metadata table / attrs."""
@@ -268,6 +272,10 @@ def value_map(ds: xr.Dataset, variable: str, x: str, y: str, *,
         h.Overlay([element, *curves]), title=title,
         bokeh={"width": width, "height": height, "legend_position": "top_left",
                "xlim": _lim(da[x]), "ylim": _lim(da[y]), "bgcolor": "#444444"},
-        mpl={"fig_inches": (8, 4.8), "legend_position": "top_left",
+        # the legend sits outside, below the map (the colour bar holds the right), on a dark
+        # box: the threshold curves are white to read on the colour map, so are their swatches
+        mpl={"fig_inches": (8, 4.8), "legend_position": "bottom",
+             "legend_opts": {"facecolor": VALUE_LEGEND_FACE, "framealpha": 1.0,
+                             "edgecolor": VALUE_LEGEND_FACE, "labelcolor": "#FFFFFF"},
              "xlim": _lim(da[x]), "ylim": _lim(da[y])},
     )
