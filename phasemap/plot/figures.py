@@ -35,7 +35,7 @@ from . import _hv, static
 from .boundaries import Band, regime_bands
 from .colors import LINE_COLORS
 from .lines import line_plot
-from .maps import phase_map, threshold_overlay, value_map
+from .maps import curve_label, phase_map, threshold_overlay, value_map
 
 #: Output formats and what writes each: the print renderer (:mod:`.static`) or bokeh.
 FORMATS = {"png": "static", "svg": "static", "pdf": "static", "html": "bokeh"}
@@ -230,7 +230,21 @@ def _map(spec: str, lens: str, x: str, y: str, thresholds) -> Builder:
 
 
 def _entropy_map(data):
-    el = value_map(data["maps_eps_dV"], "s", "eps", "dV", thresholds=[("J_L", "dV")])
+    """σ over (ε, ΔV) with the J_L = 0 line, where σ vanishes. The colour map is light at
+    σ = 0 (``viridis_r``) so the line keeps the dark colour it has on the regime maps: one
+    curve, one colour, in every figure."""
+    h = _hv.hv()
+    ds = data["maps_eps_dV"]
+    vm = value_map(ds, "s", "eps", "dV", thresholds=False, cmap="viridis_r")
+    key = "_curves:maps_eps_dV:eps:dV"  # the regime maps' curves, when already built
+    shared = [el for el in data.get(key, [])
+              if el.label == curve_label("J_L", "dV")]
+    curves = shared or threshold_overlay(ds, "eps", "dV", [("J_L", "dV")])
+    el = h.Overlay([*vm, *curves])
+    for backend in _hv.BACKENDS:  # the value map's frame, title and limits
+        el.opts(**h.Store.lookup_options(backend, vm, "plot").kwargs, backend=backend)
+    _hv.style(el, bokeh={"legend_position": "right", "width": 760},
+              mpl={"legend_position": "right"})
     return el, {}, {}
 
 
