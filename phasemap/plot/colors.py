@@ -49,7 +49,7 @@ LABEL_TEXT: dict[str, str] = {
 
 #: Colours for several lines in one panel (Paul Tol's "vibrant" set, grey last).
 LINE_COLORS: tuple[str, ...] = (
-    "#0077BB", "#CC3311", "#009988", "#EE7733", "#33BBEE", "#EE3377", "#000000",
+    "#0077BB", "#CC3311", "#009988", "#EE7733", "#EE3377", "#33BBEE", "#000000",
 )
 
 #: Colour of a lone line (one variable, no ``by`` dimension).
