@@ -171,7 +171,7 @@ class _Legend:
             self.handles[label] = handle
 
 
-def _draw_image(ax, el, fig, legend_fig) -> None:
+def _draw_image(ax, el, fig) -> None:
     from matplotlib.colors import ListedColormap, LogNorm, Normalize
 
     h = _hv.hv()
@@ -227,7 +227,7 @@ def _draw_panel(ax, panel, fig, legend: _Legend, *, small: bool = False) -> None
             ax.axvline(float(el.data), color=_opt(el, "color", "#777777"),
                        linewidth=_opt(el, "linewidth", 0.8), zorder=1)
         elif isinstance(el, h.Image | h.QuadMesh):
-            _draw_image(ax, el, fig, legend)
+            _draw_image(ax, el, fig)
             xlabel, ylabel = el.kdims[0].label, el.kdims[1].label
         elif isinstance(el, h.Points) and el.group == "Legend":
             color = _opt(el, "color", "#999999")
