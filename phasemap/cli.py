@@ -420,13 +420,22 @@ def cache_gc(store: StoreOpt = None,
 @app.command()
 @handle_errors
 def figures(out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")] =
-            Path("figures"), store: StoreOpt = None) -> None:
+            Path("figures"), store: StoreOpt = None,
+            formats: Annotated[str, typer.Option(
+                "--format", help="Comma-separated formats to write: png, svg, pdf (print "
+                                 "versions) and html (interactive); 'all' for every one.")]
+            = "png,svg,pdf,html") -> None:
     """Compute the paper's pipelines through the store and write Figs. 2-9 and extra maps."""
-    from .plot.figures import write_figures
+    from .plot.figures import parse_formats, write_figures
 
+    try:
+        wanted = parse_formats(formats)
+    except ParameterError as exc:  # speak CLI: name the option, not the Python argument
+        raise ParameterError("--format", exc.value, exc.allowed) from None
     # missing shards on dask's threaded scheduler in this process (phasemap.compute's default)
-    paths = write_figures(out_dir, store=_store(store), progress=lambda m: err.print(m))
-    out.print(f"wrote {len(paths)} files to {out_dir}")
+    paths = write_figures(out_dir, store=_store(store), formats=wanted,
+                          progress=lambda m: err.print(m))
+    out.print(f"wrote {len(paths)} files ({', '.join(wanted)}) to {out_dir}")
 
 
 # --- serve ------------------------------------------------------------------------------

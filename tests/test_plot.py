@@ -25,6 +25,7 @@ from phasemap.plot import (
     threshold_lines,
     value_map,
 )
+from phasemap.plot.colors import LABEL_TEXT
 from phasemap.regimes import LENSES, REGIME_LABELS
 
 hv = pytest.importorskip("holoviews")
@@ -276,3 +277,61 @@ def test_line_plot_by_dimension_shades_only_shared_bands():
     assert [c.label for c in elements(lp, hv.Curve)] == ["T = 3", "T = 7.5"]
     anm = phasemap.evaluate(eps=np.linspace(-20, 20, 401), dT=[2.5, 5.0], T=T, dV=5.0)
     assert spans_of(line_plot(anm, "eps", ("J_L",), by="dT")) == []
+
+
+# --- static (matplotlib) output ----------------------------------------------------------------
+
+def _drawn(element):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = hv.render(element, backend="matplotlib")
+    FigureCanvasAgg(fig).draw()
+    return fig, fig.canvas.get_renderer()
+
+
+def test_value_map_legend_sits_outside_with_visible_swatches(eps_dv):
+    # issue #11: white threshold-curve swatches on a white legend box, over the map's corner
+    from matplotlib.colors import to_rgb
+
+    small = eps_dv.isel(eps=slice(None, None, 5), dV=slice(None, None, 5))
+    fig, r = _drawn(value_map(small, "s", "eps", "dV", thresholds=["J_L"]))
+    (ax,) = [a for a in fig.axes if a.get_legend() is not None]
+    legend = ax.get_legend()
+    lb = legend.get_window_extent(r)
+    for other in fig.axes:  # the map and its colour bar, with tick labels
+        assert not lb.overlaps(other.get_window_extent(r))
+        assert not lb.overlaps(other.get_tightbbox(r, for_layout_only=True) if other is not ax
+                               else other.get_window_extent(r))
+    face = np.asarray(to_rgb(legend.get_frame().get_facecolor()))
+    for line in legend.get_lines():
+        swatch = np.asarray(to_rgb(line.get_color()))
+        assert np.abs(swatch - face).max() > 0.5  # the swatch stands out from its box
+
+
+def test_tex_typesets_symbols_units_and_minus():
+    from phasemap.plot.static import tex
+
+    assert tex("Q_L [E0 gamma0]") == r"$\dot{Q}_L$ [$E_0\gamma_0$]"
+    assert tex("T = 7.5, ε = -15") == "$T$ = 7.5, $\\varepsilon$ = \N{MINUS SIGN}15"
+    assert tex("ΔT_th (J_L = 0)") == r"$\Delta T_{\rm th}$ ($J_L$ = 0)"
+    assert tex("RHT window, AT, T_R") == "RHT window, AT, T_R"  # not inside other words
+    assert tex("$x$ already") == "$x$ already"
+
+
+def test_static_render_of_a_line_plot_keeps_colours_and_bands():
+    from matplotlib.colors import to_rgb
+
+    from phasemap.plot import static
+
+    ds = phasemap.evaluate(eps=np.linspace(-20, 20, 201), T=T, dT=DT, dV=5.0)
+    fig = static.render(line_plot(ds, "eps", ("J_L", "s")), title="four regions")
+    (legend,) = fig.legends
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert texts == [LABEL_TEXT[b.label] for b in regime_bands(ds, "eps")]
+    for handle, text in zip(legend.legend_handles, texts, strict=True):
+        label = next(k for k, v in LABEL_TEXT.items() if v == text)
+        assert to_rgb(handle.get_facecolor()) == to_rgb(color_of(label))
+    spans = [p for p in fig.axes[0].patches]
+    assert [round(p.get_x(), 9) for p in spans][:2] == [-20.0, -7.5]
+    with pytest.raises(ParameterError):
+        static.save(fig, "x.gif", "gif")

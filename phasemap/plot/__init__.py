@@ -12,7 +12,7 @@ Main entry points::
     line_plot(ds, along, variables=(...), **sel)     # lines with the regime bands shaded
     regime_bands(ds, along, lens="regime", **sel)    # the bands as numbers
     threshold_lines(ds, x, y, quantity, **sel)       # the threshold curves as numbers
-    write_figures(out_dir, store=None, formats=("png", "html"))   # the paper's Figs. 2-9
+    write_figures(out_dir, formats=("png", "svg", "pdf", "html"))  # the paper's Figs. 2-9
 """
 
 from __future__ import annotations

@@ -30,9 +30,26 @@ LABEL_COLORS: dict[str, str] = {
     "accelerator": "#BBCCEE",
 }
 
+#: label name -> the words a legend shows, with the paper's abbreviation where it has one.
+LABEL_TEXT: dict[str, str] = {
+    "equilibrium": "equilibrium",
+    "reversible": "reversible",
+    "anomalous_thermodiffusion": "anomalous thermodiffusion (AT)",
+    "absolute_negative_mobility": "absolute negative mobility (ANM)",
+    "reverse_heat_transport": "reverse heat transport (RHT)",
+    "heat_engine": "heat engine",
+    "refrigerator": "refrigerator",
+    "joule_heating": "Joule heating",
+    "conventional": "conventional",
+    "idle": "idle",
+    "conductor": "conductor",
+    "heater": "heater",
+    "accelerator": "accelerator",
+}
+
 #: Colours for several lines in one panel (Paul Tol's "vibrant" set, grey last).
 LINE_COLORS: tuple[str, ...] = (
-    "#0077BB", "#CC3311", "#009988", "#EE7733", "#33BBEE", "#EE3377", "#000000",
+    "#0077BB", "#CC3311", "#009988", "#EE7733", "#EE3377", "#33BBEE", "#000000",
 )
 
 #: Colour of a lone line (one variable, no ``by`` dimension).
@@ -48,6 +65,11 @@ def color_of(label: str) -> str:
         raise KeyError(f"no colour for label {label!r}; known labels: {known}") from None
 
 
+def label_text(label: str) -> str:
+    """The legend text of ``label``: words, not identifiers (``"Joule heating"``)."""
+    return LABEL_TEXT.get(label, label.replace("_", " "))
+
+
 def palette(lens: str = "regime") -> list[str]:
     """Colours of ``lens`` in the order of its integer codes (``palette(lens)[code]``)."""
     if lens not in LENSES:
@@ -59,9 +81,9 @@ def palette(lens: str = "regime") -> list[str]:
 
 def _check() -> None:
     for labels in (REGIME_LABELS, MACHINE_LABELS):
-        missing = set(labels) - set(LABEL_COLORS)
+        missing = (set(labels) - set(LABEL_COLORS)) | (set(labels) - set(LABEL_TEXT))
         if missing:  # pragma: no cover - a new label without a colour is a bug here
-            raise RuntimeError(f"labels without a colour: {sorted(missing)}")
+            raise RuntimeError(f"labels without a colour or text: {sorted(missing)}")
 
 
 _check()

@@ -1,4 +1,4 @@
-"""The paper's Figs. 2-9, and the phase maps it never drew, written as PNG and HTML.
+"""The paper's Figs. 2-9, and the phase maps it never drew, as PNG, SVG, PDF and HTML.
 
 Every figure is built from grid specs in ``pipelines/paper/`` (one YAML file per figure or
 panel, read with :meth:`phasemap.GridSpec.load`), so the numbers in a figure are exactly
@@ -6,7 +6,10 @@ those the store holds for the same spec. Figure numbers and parameters follow Y.
 X. Lü, Phys. Rev. E 111, 044112 (2025), arXiv:2408.07882; where the paper leaves a parameter
 out the spec file says so and states the choice.
 
-``phasemap figures --out DIR`` calls :func:`write_figures`.
+PNG, SVG and PDF are drawn for print by :mod:`phasemap.plot.static` (one legend outside the
+axes, typeset symbols, insets where the paper has them); HTML is the interactive bokeh view
+of the same elements. ``phasemap figures --out DIR --format png,pdf`` calls
+:func:`write_figures`.
 """
 
 from __future__ import annotations
@@ -28,13 +31,17 @@ from ..errors import ParameterError, PhasemapError
 from ..grid import GridSpec
 from ..thresholds import threshold
 from ..variables import axis_label
-from . import _hv
+from . import _hv, static
 from .boundaries import Band, regime_bands
+from .colors import LINE_COLORS
 from .lines import line_plot
-from .maps import phase_map, threshold_overlay, value_map
+from .maps import curve_label, phase_map, threshold_overlay, value_map
 
-#: Output formats and the HoloViews backend that writes each.
-FORMATS = {"png": "matplotlib", "html": "bokeh"}
+#: Output formats and what writes each: the print renderer (:mod:`.static`) or bokeh.
+FORMATS = {"png": "static", "svg": "static", "pdf": "static", "html": "bokeh"}
+
+#: What :func:`write_figures` and ``phasemap figures`` write when not told otherwise.
+DEFAULT_FORMATS = ("png", "svg", "pdf", "html")
 
 #: Environment variable naming a directory that holds ``paper/*.yaml`` (overrides the default).
 PIPELINES_ENV = "PHASEMAP_PIPELINES"
@@ -108,6 +115,11 @@ class PaperFigure:
     specs: tuple[str, ...]
     bands: dict[str, list[Band]] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
+    inset: bool = False
+
+    def render(self):
+        """The print version: a matplotlib figure from :func:`phasemap.plot.static.render`."""
+        return static.render(self.element, title=self.title, inset=self.inset)
 
 
 Builder = Callable[[Mapping[str, xr.Dataset]], tuple[Any, dict[str, list[Band]], dict]]
@@ -115,22 +127,40 @@ Builder = Callable[[Mapping[str, xr.Dataset]], tuple[Any, dict[str, list[Band]],
 
 @dataclass(frozen=True)
 class FigureDef:
-    """How to build one figure: its specs, a title and a builder of the HoloViews object."""
+    """How to build one figure: its specs, a title and a builder of the HoloViews object.
+
+    ``inset``: the print version draws the second panel as an inset of the first, as the
+    paper does (Figs. 2 and 3); the interactive version keeps two panels side by side.
+    """
 
     name: str
     title: str
     specs: tuple[str, ...]
     build: Builder
+    inset: bool = False
 
 
 def _layout(panels: Sequence[Any], cols: int = 2):
     return _hv.hv().Layout(list(panels)).cols(cols)
 
 
+def line_colors(by: str) -> dict[float, str]:
+    """One colour per value of ``by`` over every figure, so that, e.g., the ΔT = 5 line has
+    the same colour in Figs. 3 and 4: the sorted union of the listed values of ``by`` in all
+    the figures' specs, coloured in :data:`~phasemap.plot.colors.LINE_COLORS` order."""
+    values: set[float] = set()
+    for spec in sorted({s for f in FIGURES.values() for s in f.specs}):
+        axis = load_spec(spec).axes.get(by)
+        if isinstance(axis, list | tuple):
+            values.update(float(v) for v in axis)
+    return {v: LINE_COLORS[i % len(LINE_COLORS)] for i, v in enumerate(sorted(values))}
+
+
 def _eps_family(spec: str, by: str, variables: Sequence[str]) -> Builder:
     def build(data):
         ds = data[spec]
-        el = line_plot(ds, "eps", variables, by=by, bands="auto", lens="regime", title="")
+        el = line_plot(ds, "eps", variables, by=by, bands="auto", lens="regime", title="",
+                       colors=line_colors(by))
         bands = regime_bands(ds.isel({by: -1}), "eps")
         same = all(_same(regime_bands(ds.isel({by: i}), "eps"), bands)
                    for i in range(ds.sizes[by] - 1))
@@ -147,7 +177,8 @@ def _same(a, b):
 def _fig4(data):
     h = _hv.hv()
     ds = data["fig4"]
-    el = line_plot(ds, "eps", ("J_L",), by="dT", bands=False, title="")
+    el = line_plot(ds, "eps", ("J_L",), by="dT", bands=False, title="",
+                   colors=line_colors("dT"))
     # mark the reversible level eps_r where each J_L(eps) crosses zero (ANM below it)
     dts = [float(v) for v in ds.dT.values if v != 0]
     eps = ds.eps.values
@@ -161,17 +192,20 @@ def _fig4(data):
     x = ds.eps.values
     out = _hv.style(el * pts, show_legend=True, show_grid=True, xlabel=axis_label("eps"),
                     ylabel=axis_label("J_L"), xlim=(float(x[0]), float(x[-1])),
-                    bokeh={"width": 640, "height": 420, "legend_position": "top_left"},
-                    mpl={"fig_inches": (8, 5), "legend_position": "best"})
+                    bokeh={"width": 860, "height": 420, "legend_position": "right"},
+                    mpl={"fig_inches": (8, 5), "legend_position": "right"})
     return out, {}, {"eps_r": dict(zip(dts, map(float, roots.values), strict=True))}
 
 
-def _two_panels(a: str, along_a: str, b: str, along_b: str, variable: str) -> Builder:
+def _two_panels(a: str, along_a: str, b: str, along_b: str, variable: str,
+                titles: tuple[str | None, str | None] = (None, None)) -> Builder:
+    """Panels (a) and (b); ``titles`` replace the default panel titles (which list the fixed
+    parameters as if all were given), e.g. to say which of them are chosen here."""
     def build(data):
         ba = regime_bands(data[a], along_a)
         bb = regime_bands(data[b], along_b)
-        pa = line_plot(data[a], along_a, (variable,), bands=ba)
-        pb = line_plot(data[b], along_b, (variable,), bands=bb)
+        pa = line_plot(data[a], along_a, (variable,), bands=ba, title=titles[0])
+        pb = line_plot(data[b], along_b, (variable,), bands=bb, title=titles[1])
         return _layout([pa, pb]), {"a": ba, "b": bb}, {}
     return build
 
@@ -196,17 +230,33 @@ def _map(spec: str, lens: str, x: str, y: str, thresholds) -> Builder:
 
 
 def _entropy_map(data):
-    el = value_map(data["maps_eps_dV"], "s", "eps", "dV", thresholds=[("J_L", "dV")])
+    """σ over (ε, ΔV) with the J_L = 0 line, where σ vanishes. The colour map is light at
+    σ = 0 (``viridis_r``) so the line keeps the dark colour it has on the regime maps: one
+    curve, one colour, in every figure."""
+    h = _hv.hv()
+    ds = data["maps_eps_dV"]
+    vm = value_map(ds, "s", "eps", "dV", thresholds=False, cmap="viridis_r")
+    key = "_curves:maps_eps_dV:eps:dV"  # the regime maps' curves, when already built
+    shared = [el for el in data.get(key, [])
+              if el.label == curve_label("J_L", "dV")]
+    curves = shared or threshold_overlay(ds, "eps", "dV", [("J_L", "dV")])
+    el = h.Overlay([*vm, *curves])
+    for backend in _hv.BACKENDS:  # the value map's frame, title and limits
+        el.opts(**h.Store.lookup_options(backend, vm, "plot").kwargs, backend=backend)
+    _hv.style(el, bokeh={"legend_position": "right", "width": 760},
+              mpl={"legend_position": "right"})
     return el, {}, {}
 
 
 _DT_CURVES = [("J_L", "dT"), ("Q_R", "eps"), ("Q_L", "eps")]
 
 FIGURES: dict[str, FigureDef] = {f.name: f for f in [
-    FigureDef("fig2", "Fig. 2: anomalous thermodiffusion at several T (ΔT = 5, ΔV = 0)",
-              ("fig2",), _eps_family("fig2", "T", ("J_L", "Q_L"))),
-    FigureDef("fig3", "Fig. 3: anomalous thermodiffusion at several ΔT (T = 7.5, ΔV = 0)",
-              ("fig3",), _eps_family("fig3", "dT", ("J_L", "Q_L"))),
+    FigureDef("fig2", "Fig. 2: anomalous thermodiffusion, J_L and (inset) Q_L at several T "
+              "(ΔT = 5, ΔV = 0)",
+              ("fig2",), _eps_family("fig2", "T", ("J_L", "Q_L")), inset=True),
+    FigureDef("fig3", "Fig. 3: anomalous thermodiffusion, J_L and (inset) Q_L at several ΔT "
+              "(T = 7.5, ΔV = 0)",
+              ("fig3",), _eps_family("fig3", "dT", ("J_L", "Q_L")), inset=True),
     FigureDef("fig4", "Fig. 4: absolute negative mobility appears with ΔT > 0 "
               "(T = 7.5, ΔV = 5)", ("fig4",), _fig4),
     FigureDef("fig5", "Fig. 5: J_L against ΔT (a, ΔV = 5) and ΔV (b, ΔT = 5); "
@@ -214,9 +264,12 @@ FIGURES: dict[str, FigureDef] = {f.name: f for f in [
               _two_panels("fig5a", "dT", "fig5b", "dV", "J_L")),
     FigureDef("fig6", "Fig. 6: reverse heat transport, Q_R at ΔV = 0, 2.5, 5 "
               "(T = 7.5, ΔT = 5)", ("fig6",), _eps_family("fig6", "dV", ("Q_R",))),
-    FigureDef("fig7", "Fig. 7: Q_R against ΔV (a, ΔT = 5) and ΔT (b, ΔV = 5); "
-              "T = 7.5, ε = −15", ("fig7a", "fig7b"),
-              _two_panels("fig7a", "dV", "fig7b", "dT", "Q_R")),
+    FigureDef("fig7", "Fig. 7: reverse heat transport, Q_R against ΔV (a, ΔT = 5 as in the "
+              "paper) and ΔT (b); T, ε and the ΔV of (b) are not given by the paper and "
+              "chosen here", ("fig7a", "fig7b"),
+              _two_panels("fig7a", "dV", "fig7b", "dT", "Q_R",
+                          ("ΔT = 5; chosen: T = 7.5, ε = −15",
+                           "chosen: T = 7.5, ε = −15, ΔV = 5"))),
     FigureDef("fig8", "Fig. 8: anomalous transport, four regions (T = 7.5, ΔT = 5, ΔV = 5)",
               ("fig8",), _four_regions("fig8")),
     FigureDef("fig9", "Fig. 9: thermoelectric transport, four regions "
@@ -253,30 +306,44 @@ def build_figure(name: str, store: Any = None,
         _hv.style(element, title=fig.title, mpl={"sublabel_format": "({alpha})"})
     else:
         _hv.style(element, title=fig.title)
-    return PaperFigure(fig.name, fig.title, element, fig.specs, bands, notes)
+    return PaperFigure(fig.name, fig.title, element, fig.specs, bands, notes, fig.inset)
 
 
-def save(element: Any, path: Path, fmt: str, title: str = "") -> Path:
-    """Write ``element`` as ``fmt`` ("png" via matplotlib, "html" via bokeh) to ``path``."""
+def parse_formats(text: str) -> tuple[str, ...]:
+    """``"pdf,svg,png"`` -> ``("pdf", "svg", "png")``: a comma-separated subset of
+    :data:`FORMATS` (spaces and case ignored, repeats dropped); ``"all"`` is every format."""
+    if text.strip().lower() == "all":
+        return tuple(FORMATS)
+    out: list[str] = []
+    for item in text.split(","):
+        fmt = item.strip().lower().lstrip(".")
+        if fmt not in FORMATS:
+            raise ParameterError("format", item.strip(),
+                                 f"a comma-separated list of {', '.join(FORMATS)} (or all)")
+        if fmt not in out:
+            out.append(fmt)
+    return tuple(out)
+
+
+def save(figure: PaperFigure, path: Path, fmt: str, rendered: Any = None) -> Path:
+    """Write ``figure`` as ``fmt`` to ``path``: "png", "svg" or "pdf" drawn for print by
+    :mod:`phasemap.plot.static` (``rendered``, a figure from :meth:`PaperFigure.render`, is
+    reused when given), "html" the interactive bokeh version with BokehJS inlined."""
+    if fmt not in FORMATS:
+        raise ParameterError("format", fmt, f"one of {', '.join(FORMATS)}")
+    if FORMATS[fmt] == "static":
+        return static.save(rendered if rendered is not None else figure.render(), path, fmt)
     h = _hv.hv()
-    kwargs: dict[str, Any] = {"title": title} if fmt == "html" and title else {}
-    if fmt == "html":
-        # BokehJS inlined: the page works offline, with no CDN to reach.
-        kwargs["resources"] = "inline"
-    if fmt == "png":
-        kwargs["dpi"] = 100
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        h.save(element, os.fspath(path), backend=FORMATS[fmt], **kwargs)
-    if fmt == "png":
-        import matplotlib.pyplot as plt
-
-        plt.close("all")
+        # BokehJS inlined: the page works offline, with no CDN to reach.
+        h.save(figure.element, os.fspath(path), backend="bokeh", title=figure.title,
+               resources="inline")
     return path
 
 
 def write_figures(out_dir: str | os.PathLike, store: Any = None,
-                  formats: Iterable[str] = ("png", "html"), *,
+                  formats: Iterable[str] = DEFAULT_FORMATS, *,
                   progress: Callable[[str], None] | None = None,
                   names: Iterable[str] | None = None, client: Any = None) -> list[Path]:
     """Write the paper's Figs. 2-9 and the extra phase maps into ``out_dir``.
@@ -288,9 +355,10 @@ def write_figures(out_dir: str | os.PathLike, store: Any = None,
         ``map_regime_eps_dV.html``, ...).
     store : Store or URL, optional
         Passed to ``phasemap.compute`` (default store when None).
-    formats : iterable of {"png", "html"}
-        PNG through the matplotlib backend, interactive HTML through bokeh (BokehJS from its
-        CDN, so the HTML needs a network connection to display).
+    formats : iterable of {"png", "svg", "pdf", "html"}
+        Default all four. PNG (at :data:`phasemap.plot.static.PNG_DPI` dpi), SVG and PDF
+        are the print version drawn once per figure by :mod:`phasemap.plot.static`; HTML is
+        the interactive bokeh version (BokehJS inlined, so it works offline).
     progress : callable(str), optional
         Called with one line of text before and after each figure.
     names : iterable of str, optional
@@ -305,6 +373,8 @@ def write_figures(out_dir: str | os.PathLike, store: Any = None,
         The files written, in order.
     """
     formats = tuple(formats)
+    if not formats:
+        raise ParameterError("formats", formats, f"at least one of {', '.join(FORMATS)}")
     for fmt in formats:
         if fmt not in FORMATS:
             raise ParameterError("formats", fmt, f"some of {', '.join(FORMATS)}")
@@ -321,8 +391,11 @@ def write_figures(out_dir: str | os.PathLike, store: Any = None,
         t0 = time.perf_counter()
         say(f"[{i}/{len(wanted)}] {name}: {FIGURES[name].title}")
         fig = build_figure(name, store, cache, client)
+        rendered = None
+        if any(FORMATS[f] == "static" for f in formats):
+            rendered = fig.render()  # drawn once, written in each static format
         for fmt in formats:
-            written.append(save(fig.element, out / f"{name}.{fmt}", fmt, fig.title))
+            written.append(save(fig, out / f"{name}.{fmt}", fmt, rendered))
         say(f"[{i}/{len(wanted)}] {name}: wrote {', '.join(formats)} "
             f"in {time.perf_counter() - t0:.1f} s")
     return written

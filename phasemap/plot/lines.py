@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,8 @@ def line_plot(ds: xr.Dataset, along: str, variables: Sequence[str] = ("J_L", "Q_
               *, by: str | None = None, lens: str | None = "regime",
               bands: bool | str | Sequence[Band] = "auto", cols: int = 2, width: int | None = None,
               height: int = 300,
-              legend_panel: int | None = None, title: str | None = None, **sel: Any):
+              legend_panel: int | None = None, title: str | None = None,
+              colors: Mapping[float, str] | None = None, **sel: Any):
     """Lines of ``variables`` along ``along`` with the label bands of ``lens`` shaded.
 
     Parameters
@@ -77,6 +78,10 @@ def line_plot(ds: xr.Dataset, along: str, variables: Sequence[str] = ("J_L", "Q_
         is drawn outside the axes on the right.
     title : str, optional
         Title of the first panel; default lists the fixed parameters.
+    colors : mapping of float to str, optional
+        Colour of the line at each ``by`` value, so that one value keeps its colour across
+        figures (e.g. ΔT = 5 in Figs. 3 and 4); values not in it, and every line when it is
+        None, take :data:`~phasemap.plot.colors.LINE_COLORS` in order.
     **sel
         Values of the remaining dimensions.
 
@@ -126,7 +131,12 @@ def line_plot(ds: xr.Dataset, along: str, variables: Sequence[str] = ("J_L", "Q_
             label = "" if b is None else _by_label(by, b)
             curve = h.Curve((np.asarray(line[along].values), np.asarray(line[var].values)),
                             kdims=[xdim], vdims=[ydim], label=label)
-            color = LINE_COLOR if b is None else LINE_COLORS[i % len(LINE_COLORS)]
+            if b is None:
+                color = LINE_COLOR
+            elif colors is not None and b in colors:
+                color = colors[b]
+            else:
+                color = LINE_COLORS[i % len(LINE_COLORS)]
             layers.append(_hv.style(curve, color=color,
                                     bokeh={"line_width": 2}, mpl={"linewidth": 1.6}))
         show_legend = k == legend_panel and (bool(shaded) or by is not None)
