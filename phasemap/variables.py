@@ -43,6 +43,14 @@ VARIABLES: dict[str, dict[str, Any]] = {
           "symbol": "σ"},
     "p1": {"units": "1", "long_name": "occupation probability of the filled dot",
            "symbol": "p_1"},
+    "noise_J": {"units": "gamma0",
+                "long_name": "zero-frequency noise of the particle current out of the left "
+                             "reservoir (variance rate of the transferred particle number)",
+                "symbol": "S_J"},
+    "fano": {"units": "1", "long_name": "Fano factor noise_J / |J_L|", "symbol": "F"},
+    "tur": {"units": "1",
+            "long_name": "thermodynamic uncertainty ratio s noise_J / J_L^2 (k_B = 1)",
+            "symbol": "Q"},
     "regime": {
         "long_name": "transport regime (paper's lens, forward frame)",
         "flag_values": list(range(len(REGIME_LABELS))),
