@@ -65,7 +65,7 @@ def _breaks(eps, a, TL, TR, muL, muR):
     hi = max(muL, muR) + 160 * max(TL, TR)
     inner = [eps - a, eps, eps + a, muL - 4 * TL, muL, muL + 4 * TL, muR - 4 * TR, muR,
              muR + 4 * TR]
-    return [lo] + sorted({p for p in inner if lo < p < hi}) + [hi]
+    return [lo, *sorted({p for p in inner if lo < p < hi}), hi]
 
 
 def quadrature(eps, T, dT, dV, mu, gamma_L, gamma_R, noise=True):
@@ -147,7 +147,8 @@ def points() -> list[tuple[str, tuple[float, ...]]]:
     # sign changes of J_L (the broadened reversible level), Q_L and Q_R
     cases = [(0, 7.5, 5.0, 5.0, 2.0, 2.0, -7.5), (0, 1.0, 0.5, 0.3, 0.2, 0.3, -0.6),
              (0, 2.0, -1.0, 1.0, 3.0, 1.0, 4.0), (1, 7.5, 5.0, 5.0, 2.0, 2.0, 2.5),
-             (1, 1.0, 0.4, 1.0, 0.05, 0.1, 0.5), (2, 7.5, 5.0, 5.0, 0.2, 0.2, -2.5), (1, 7.5, 5.0, 5.0, 2.0, 2.0, -5.8),
+             (1, 1.0, 0.4, 1.0, 0.05, 0.1, 0.5), (2, 7.5, 5.0, 5.0, 0.2, 0.2, -2.5),
+             (1, 7.5, 5.0, 5.0, 2.0, 2.0, -5.8),
              (2, 1.0, -0.5, 2.0, 1.0, 0.5, -1.0), (0, 1.0, 1.9, 0.5, 10.0, 10.0, -0.3)]
     for which, T, dT, dV, gL, gR, guess in cases:
         root = _root(which, T, dT, dV, 0.0, gL, gR, guess)
