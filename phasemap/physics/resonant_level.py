@@ -332,10 +332,12 @@ _GL_X, _GL_W = np.polynomial.legendre.leggauss(24)
 #: Break points around each Fermi edge: mu_v ± T_v * these.
 _EDGE_STEPS = np.array([0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0,
                         48.0, 64.0])
-#: Break points around the resonance: eps ± a * these (tan of equally spaced angles, then
-#: decades).
-_PEAK_STEPS = np.concatenate([np.tan(np.linspace(0.0, 0.5 * math.pi, 17)[:-1]),
-                              [20.0, 50.0, 100.0, 300.0, 1e3, 1e4]])
+#: Break points around the resonance: eps ± a tan(theta) for equally spaced angles (out to
+#: ~10 a), then a geometric sequence from 10 a out to beyond every Fermi edge
+#: (``_far_steps``), so that each panel's width is a bounded multiple of its distance to the
+#: Lorentzian's poles eps ± i a.
+_PEAK_STEPS = np.tan(np.linspace(0.0, 0.5 * math.pi, 17)[:-1])
+_FAR_STEPS = np.linspace(0.0, 1.0, 25)[1:]
 
 
 def _fermi(x):
@@ -344,13 +346,16 @@ def _fermi(x):
     return np.where(x >= 0.0, z, 1.0) / (1.0 + z)
 
 
-def _noise_integrand(E, eps, a, half_gap, TL, TR, muL, muR):
-    """``2 pi dS/dE / (gamma_L gamma_R)``: the integrand divided by ``gamma_L gamma_R``."""
-    y = E - eps
+def _noise_integrand(y, a, half_gap, eL, eR, TL, TR):
+    """The noise integrand over ``gamma_L gamma_R`` at ``E = eps + y``, times ``2 pi``.
+
+    The variable is ``y = E - eps`` so that a narrow resonance keeps its shape: ``E`` itself
+    could not resolve ``y`` to better than ``ulp(eps)``.
+    """
     lor = 1.0 / (y * y + a * a)              # tau / (gamma_L gamma_R)
     one_minus_tau = (y * y + half_gap * half_gap) * lor
-    xL = (E - muL) / TL
-    xR = (E - muR) / TR
+    xL = (y + eL) / TL
+    xR = (y + eR) / TR
     fL, fR = _fermi(xL), _fermi(xR)
     gL, gR = _fermi(-xL), _fermi(-xR)        # 1 - f, to full relative precision
     # f_L - f_R = (1 - f_R) f_L - (1 - f_L) f_R, both products positive; its square and the
@@ -359,40 +364,53 @@ def _noise_integrand(E, eps, a, half_gap, TL, TR, muL, muR):
     return lor * (fL * gL + fR * gR + one_minus_tau * diff * diff)
 
 
+#: Points per batch of the quadrature (bounds the work arrays to ~100 MB).
+_NOISE_BATCH = 4096
+
+
 def noise(eps, T, dT, dV, mu=0.0, gamma_L=2.0, gamma_R=2.0):
     """Zero-frequency particle-current noise of the resonant level [gamma0].
 
     ``S = int dE/(2 pi) {tau [f_L(1-f_L) + f_R(1-f_R)] + tau(1 - tau)(f_L - f_R)^2}``
-    (Levitov-Lesovik; Blanter & Büttiker, Phys. Rep. 336, 1 (2000)): the variance of the
-    number of electrons transferred per unit time. Gauss-Legendre quadrature (24 nodes per
-    panel) on ~90 panels whose break points are graded geometrically towards each Fermi
-    edge ``mu_v`` (out to 64 ``T_v``) and as ``eps + a tan(theta)`` towards the resonance
-    (out to 1e4 ``a``); the integrand is non-negative, so ``S > 0`` exactly. Accuracy
-    against a 50-digit ``mpmath.quad`` reference: within 1e-11 relative
-    (``tests/test_resonant_level.py``). Parameters as :func:`currents`; returns an array
-    broadcast over them.
+    (Levitov-Lesovik; Blanter & Büttiker, Phys. Rep. 336, 1 (2000), eq. 61): the variance
+    of the number of electrons transferred per unit time. Gauss-Legendre quadrature (24
+    nodes per panel) in ``y = E - eps`` on 140 panels whose break points are graded
+    geometrically towards each Fermi edge (out to 64 ``T_v``) and towards the resonance
+    (``a tan(theta)`` out to 10 ``a``, then geometrically out past the Fermi edges), so that
+    every panel is short compared with its distance to the poles of the integrand. The
+    integrand is a sum of non-negative terms, so ``S > 0``. Accuracy against a 50-digit
+    ``mpmath.quad`` reference: within 1e-11 relative (``tests/test_resonant_level.py``).
+    Parameters as :func:`currents`; returns float64 broadcast over them.
     """
     args = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in
                                  (eps, T, dT, dV, mu, gamma_L, gamma_R)))
     shape = args[0].shape
-    eps, T, dT, dV, mu, gL, gR = (v.reshape(-1, 1) for v in args)
-    TL, TR = T + 0.5 * dT, T - 0.5 * dT
-    muL, muR = mu + 0.5 * dV, mu - 0.5 * dV
-    a = 0.5 * (gL + gR)
-    half_gap = 0.5 * np.abs(gL - gR)
-    lo, hi = np.minimum(gL, gR), np.maximum(gL, gR)
-    # tau = gamma_L gamma_R lor and tau (1 - tau) = gamma_L gamma_R lor (1 - tau): the
-    # factor gamma_L gamma_R goes outside the integral
-    prod = lo * hi
+    flat = [v.reshape(-1) for v in args]
+    S = np.empty(flat[0].shape)
+    for start in range(0, S.size, _NOISE_BATCH):
+        S[start:start + _NOISE_BATCH] = _noise_batch(*(v[start:start + _NOISE_BATCH]
+                                                       for v in flat))
+    return S.reshape(shape) + 0.0
+
+
+def _noise_batch(eps, T, dT, dV, mu, gL, gR):
+    eps, T, dT, dV, mu, gL, gR = (v[:, None] for v in (eps, T, dT, dV, mu, gL, gR))
     with np.errstate(all="ignore"):
-        pts = [eps + a * s * _PEAK_STEPS for s in (-1.0, 1.0)]
-        pts += [m + t * s * _EDGE_STEPS for m, t in ((muL, TL), (muR, TR)) for s in (-1.0, 1.0)]
+        TL, TR, eL, eR, _ = frame(eps, T, dT, dV, mu)
+        a = 0.5 * (gL + gR)
+        half_gap = 0.5 * np.abs(gL - gR)
+        # tau = gamma_L gamma_R lor and tau (1 - tau) = gamma_L gamma_R lor (1 - tau): the
+        # factor gamma_L gamma_R goes outside the integral
+        prod = np.minimum(gL, gR) * np.maximum(gL, gR)
+        reach = 64.0 * np.maximum(TL, TR) + np.maximum(np.abs(eL), np.abs(eR))
+        far = 10.0 * a * (np.maximum(reach / (10.0 * a), 1.0)) ** _FAR_STEPS
+        pts = [s * a * _PEAK_STEPS for s in (-1.0, 1.0)]
+        pts += [s * far for s in (-1.0, 1.0)]
+        pts += [-e + t * s * _EDGE_STEPS for e, t in ((eL, TL), (eR, TR)) for s in (-1.0, 1.0)]
         br = np.sort(np.concatenate(pts, axis=1), axis=1)
         left, right = br[:, :-1], br[:, 1:]
         half = 0.5 * (right - left)
         mid = 0.5 * (right + left)
-        E = mid[..., None] + half[..., None] * _GL_X             # (points, panels, nodes)
-        args_p = [v[..., None] for v in (eps, a, half_gap, TL, TR, muL, muR)]
-        g = _noise_integrand(E, *args_p)
-        S = (prod[:, 0] / (2.0 * math.pi)) * np.einsum("ijk,k,ij->i", g, _GL_W, half)
-    return S.reshape(shape) + 0.0
+        y = mid[..., None] + half[..., None] * _GL_X             # (points, panels, nodes)
+        g = _noise_integrand(y, *(v[..., None] for v in (a, half_gap, eL, eR, TL, TR)))
+        return (prod[:, 0] / (2.0 * math.pi)) * np.einsum("ijk,k,ij->i", g, _GL_W, half)
