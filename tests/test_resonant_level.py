@@ -8,6 +8,7 @@ derived in docs/model.md; invariants (energy conservation, second law, lead swap
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from pathlib import Path
@@ -117,7 +118,7 @@ def test_narrow_level_tends_to_the_single_level_linearly(point):
         firsts.append((J - Jsl) / a)
         remainders.append(J - Jsl - a * c1)
     assert abs(firsts[-1] - c1) < 0.02 * abs(c1) + 1e-9
-    for r1, r2 in zip(remainders, remainders[1:], strict=False):
+    for r1, r2 in itertools.pairwise(remainders):
         assert 3.6 < r1 / r2 < 4.4, remainders
 
 
