@@ -237,3 +237,12 @@ def test_coherent_transport_violates_the_tur_somewhere():
     narrow = get_model("resonant_level")(eps=0.0, T=1.0, dT=0.0, dV=2.5, gamma_L=0.01,
                                          gamma_R=0.01)
     assert float(narrow["tur"]) > 2.0
+
+
+def test_bad_input_names_the_parameter():
+    import phasemap
+    from phasemap.errors import ParameterError
+
+    with pytest.raises(ParameterError) as info:
+        phasemap.evaluate(model="resonant_level", eps=0.0, T=1.0, dT=3.0, dV=0.0)
+    assert "dT" in info.value.param and "2 T" in info.value.allowed

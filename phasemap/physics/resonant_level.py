@@ -48,8 +48,8 @@ magnitudes of the products making up ``Re D`` and ``Im D``, carried through; tes
 be exceeded on the reference set). Where the bound exceeds 1e-12 of the value (next to a
 sign change; in the far tails ``|eps - mu| >> T`` of a narrow level, where ``Im D`` is an
 exponentially small remainder of the series; on exact zeros other than the two detected
-below) the point is recomputed with mpmath at 40, then 80, 160 and 320 digits until two
-precisions agree to 1e-17; an output still undecided at 320 digits is zero to that precision
+below) the point is recomputed with mpmath at 30, then 50, 100, 200 and 400 digits until two
+precisions agree to 1e-17; an output still undecided at 400 digits is zero to that precision
 and is returned as 0. So signs are exact and outputs within 1e-12 relative of the true
 value for the exact float inputs. Exact zeros detected up front: equilibrium (``D = 0``) and
 ``e_L = e_R = 0`` (``dV = 0``, ``eps = mu``, where particle-hole symmetry makes ``J_L = 0``).
@@ -87,7 +87,7 @@ _MAX_SHIFT = 11
 #: exceeds this fraction of its value.
 _CERTIFY = 1e-12
 _EPS = np.finfo(np.float64).eps
-_MP_DIGITS = (40, 80, 160, 320)
+_MP_DIGITS = (30, 50, 100, 200, 400)
 
 
 # --- error-free transformations (vectorised) ------------------------------------------
@@ -267,7 +267,7 @@ def _refine(idx, args, out):
     """Recompute the points ``idx`` in multiple precision until every output is settled.
 
     Each output is taken from the last precision at which it agreed (sign and 1e-17
-    relative) with the one before; an output that never settles up to 320 digits is zero to
+    relative) with the one before; an output that never settles up to 400 digits is zero to
     that precision and is returned as 0.
     """
     names = ("J_L", "Q_L", "Q_R", "s")
