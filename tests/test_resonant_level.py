@@ -60,12 +60,15 @@ def test_the_hard_points_are_in_the_reference(reference):
         assert (rows[name] > 0).any() and (rows[name] < 0).any()
 
 
-def test_error_bounds_cover_the_double_precision_series(reference):
-    """The running bounds that decide when to fall back to mpmath are not optimistic."""
+@pytest.mark.parametrize("dtype", [np.float64, np.longdouble])
+def test_error_bounds_cover_the_series(reference, dtype):
+    """The running bounds that decide what is certified are not optimistic, in double and
+    in long double (the second pass)."""
     eps, T, dT, dV, mu, gL, gR = _inputs(reference)
-    TL, TR, eL, eR, num = rl.frame(eps, T, dT, dV, mu)
-    a = 0.5 * (gL + gR)
-    D, err_re, err_im = rl.digamma_difference(a, TL, TR, eL, eR, dT, dV, num)
+    framer = rl.frame if dtype is np.float64 else rl.frame_long
+    TL, TR, eL, eR, num = framer(eps, T, dT, dV, mu)
+    a = (np.asarray(gL, dtype=dtype) + np.asarray(gR, dtype=dtype)) / 2
+    D, err_re, err_im = rl.digamma_difference(a, TL, TR, eL, eR, dT, dV, num, dtype)
     for i in range(len(reference)):
         with mp.workdps(50):
             p = [mp.mpf(float(v[i])) for v in (eps, T, dT, dV, mu, gL, gR)]
@@ -75,8 +78,9 @@ def test_error_bounds_cover_the_double_precision_series(reference):
             exact = (mp.psi(0, mp.mpf(1) / 2 + mp.mpc(aa, -el) / (2 * mp.pi * tl))
                      - mp.psi(0, mp.mpf(1) / 2 + mp.mpc(aa, -er) / (2 * mp.pi * tr))
                      + mp.log(tl / tr))
-            assert abs(D[i].real - exact.real) <= err_re[i], i
-            assert abs(D[i].imag - exact.imag) <= err_im[i], i
+            got = mp.mpc(mp.mpf(str(D[i].real)), mp.mpf(str(D[i].imag)))
+            assert abs(got.real - exact.real) <= mp.mpf(str(err_re[i])), i
+            assert abs(got.imag - exact.imag) <= mp.mpf(str(err_im[i])), i
 
 
 def test_noise_matches_the_50_digit_quadrature(reference):

@@ -69,6 +69,7 @@ on panels graded towards the Fermi edges and the resonance (:func:`noise`).
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -76,8 +77,10 @@ OUTPUTS = ("J_L", "Q_L", "Q_R", "P", "s")
 
 #: ``psi(1/2 + U) ~ ln U + sum_k B[k] U^(-2k)``, ``B[k] = -B_2k(1/2)/(2k)
 #: = (1 - 2^(1-2k)) B_2k/(2k)`` (Bernoulli numbers B_2k), k = 1..8.
-_BERNOULLI_2K = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6, -3617 / 510)
-_B_HALF = tuple((1.0 - 2.0 ** (1 - 2 * k)) * b / (2 * k)
+_BERNOULLI_2K = (Fraction(1, 6), Fraction(-1, 30), Fraction(1, 42), Fraction(-1, 30),
+                 Fraction(5, 66), Fraction(-691, 2730), Fraction(7, 6), Fraction(-3617, 510))
+#: as exact fractions (numerator, denominator): each working precision rounds them once
+_B_HALF = tuple(((1 - Fraction(2) ** (1 - 2 * k)) * b / (2 * k)).as_integer_ratio()
                 for k, b in enumerate(_BERNOULLI_2K, start=1))
 #: Shift the digamma arguments until |U| >= this; then the asymptotic series is exact to
 #: ~1e-17 relative (first omitted term 3.05 |U|^-18).
@@ -139,6 +142,26 @@ def frame(eps, T, dT, dV, mu):
     return TL, TR, eL, eR, num
 
 
+def frame_long(eps, T, dT, dV, mu):
+    """:func:`frame` in ``numpy.longdouble``, each value within a few of its ulps.
+
+    ``eps - mu`` and the two products of ``num`` are first split exactly into pairs of
+    doubles (TwoSum, Dekker), then summed in long double, so the cancelling sums lose
+    nothing beyond the long double rounding.
+    """
+    ld = np.longdouble
+    de, de_err = _two_sum(eps, -mu)
+    p1, q1 = _two_prod(de, dT)
+    p2, q2 = _two_prod(T, dV)
+    de_l = ld(de) + ld(de_err)
+    TL = ld(T) + ld(dT) / 2
+    TR = ld(T) - ld(dT) / 2
+    eL = de_l - ld(dV) / 2
+    eR = de_l + ld(dV) / 2
+    num = ((ld(p1) + ld(p2)) + (ld(q1) + ld(q2))) + ld(de_err) * ld(dT)
+    return TL, TR, eL, eR, num
+
+
 def effective_rate(gamma_L, gamma_R):
     """``K = gamma_L gamma_R / (gamma_L + gamma_R)`` [gamma0] without overflow."""
     lo, hi = np.minimum(gamma_L, gamma_R), np.maximum(gamma_L, gamma_R)
@@ -148,7 +171,7 @@ def effective_rate(gamma_L, gamma_R):
 # --- the digamma difference -------------------------------------------------------------
 
 
-def digamma_difference(a, TL, TR, eL, eR, dT, dV, num):
+def digamma_difference(a, TL, TR, eL, eR, dT, dV, num, dtype=np.float64):
     """``D = psi(1/2 + u_L) - psi(1/2 + u_R) + ln(T_L/T_R)`` and bounds on its error.
 
     Parameters
@@ -159,10 +182,13 @@ def digamma_difference(a, TL, TR, eL, eR, dT, dV, num):
         From :func:`frame` [E0, E0², as there].
     dT, dV : array_like
         Temperature difference and bias [E0].
+    dtype : numpy float type
+        Working precision: ``float64``, or ``numpy.longdouble`` for the second pass
+        (64-bit significand on x86) that settles most points the first leaves open.
 
     Returns
     -------
-    D : numpy.ndarray of complex128
+    D : numpy.ndarray of complex128 (or the complex type of ``dtype``)
     err_re, err_im : numpy.ndarray of float64
         Running bounds on the rounding error of ``Re D`` and ``Im D``: ``8 eps`` times the
         sum of the magnitudes of the products that make up each part (Higham's componentwise
@@ -171,8 +197,10 @@ def digamma_difference(a, TL, TR, eL, eR, dT, dV, num):
         imaginary parts of the terms, not by ``|D|``. Truncation of the asymptotic series is
         below 1e-17 of the first term it follows.
     """
-    a, TL, TR, eL, eR, dT, dV, num = np.broadcast_arrays(a, TL, TR, eL, eR, dT, dV, num)
-    two_pi = 2.0 * math.pi
+    a, TL, TR, eL, eR, dT, dV, num = (np.asarray(v, dtype=dtype) for v in np.broadcast_arrays(
+        a, TL, TR, eL, eR, dT, dV, num))
+    cdtype = np.result_type(dtype, np.complex64)
+    two_pi = np.arctan(dtype(1.0)) * 8  # 2 pi in the working precision
     uL = (a - 1j * eL) / (two_pi * TL)
     uR = (a - 1j * eR) / (two_pi * TR)
     delta = (-a * dT + 1j * num) / (two_pi * (TL * TR))
@@ -182,9 +210,9 @@ def digamma_difference(a, TL, TR, eL, eR, dT, dV, num):
     need = np.maximum(np.sqrt(np.maximum(R * R - uL.imag ** 2, 0.0)) - uL.real,
                       np.sqrt(np.maximum(R * R - uR.imag ** 2, 0.0)) - uR.real)
     N = np.clip(np.ceil(need), 0, _MAX_SHIFT)
-    S = np.zeros(a.shape, dtype=np.complex128)
-    mag_re = np.zeros(a.shape)
-    mag_im = np.zeros(a.shape)
+    S = np.zeros(a.shape, dtype=cdtype)
+    mag_re = np.zeros(a.shape, dtype=dtype)
+    mag_im = np.zeros(a.shape, dtype=dtype)
     for n in range(_MAX_SHIFT):
         on = n < N
         if not on.any():
@@ -220,19 +248,24 @@ def digamma_difference(a, TL, TR, eL, eR, dT, dV, num):
     # asymptotic tail: sum_k b_k (U_L^-2k - U_R^-2k) = -delta p q sum_k b_k h_2k(p, q)
     p = 1.0 / (uL + N)
     q = 1.0 / (uR + N)
-    h = np.ones(a.shape, dtype=np.complex128)  # h_1
-    pm = np.ones(a.shape, dtype=np.complex128)  # p^(m-1)
-    tail_sum = np.zeros(a.shape, dtype=np.complex128)
-    for m in range(2, 2 * len(_B_HALF) + 1):
+    h = np.ones(a.shape, dtype=cdtype)  # h_1
+    pm = np.ones(a.shape, dtype=cdtype)  # p^(m-1)
+    tail_sum = np.zeros(a.shape, dtype=cdtype)
+    b_half = [dtype(n) / dtype(d) for n, d in _B_HALF]
+    for m in range(2, 2 * len(b_half) + 1):
         pm = pm * p
         h = q * h + pm
         if m % 2 == 0:
-            tail_sum += _B_HALF[m // 2 - 1] * h
+            tail_sum += b_half[m // 2 - 1] * h
     tail = -delta * p * q * tail_sum
     D = S + (re_log + 1j * im_log) + tail
     mag_re += np.abs(tail) + np.abs(D.real)
     mag_im += np.abs(tail) + np.abs(D.imag)
-    return D, 8.0 * _EPS * mag_re, 8.0 * _EPS * mag_im
+    # 8 eps per magnitude in double; in long double the same analysis underestimates (its
+    # libm and complex division lose a few more ulps: up to 3x the 8-eps bound measured on
+    # the reference set), so 64 eps there
+    u = np.finfo(dtype).eps * (8 if dtype is np.float64 else 64)
+    return D, u * mag_re, u * mag_im
 
 
 # --- multiple-precision fallback -------------------------------------------------------
@@ -294,6 +327,42 @@ def _agree(x, y):
 # --- the model ------------------------------------------------------------------------
 
 
+def _currents_pass(args, dtype):
+    """``J_L, Q_L, Q_R, s`` in working precision ``dtype`` and the mask of settled points
+    (sign and 1e-12 relative accuracy certified by the running error bounds)."""
+    eps, T, dT, dV, mu, gL, gR = args
+    with np.errstate(all="ignore"):
+        if dtype is np.float64:
+            TL, TR, eL, eR, num = frame(eps, T, dT, dV, mu)
+        else:
+            TL, TR, eL, eR, num = frame_long(eps, T, dT, dV, mu)
+        gL, gR, dT = (np.asarray(v, dtype=dtype) for v in (gL, gR, dT))
+        a = (gL + gR) / 2
+        K = effective_rate(gL, gR)
+        D, err_re, err_im = digamma_difference(a, TL, TR, eL, eR, dT, dV, num, dtype)
+        # exact zeros: at equilibrium D = 0; with e_L = e_R = 0 (dV = 0, eps = mu) every
+        # term is real, Im D = 0 exactly (particle-hole symmetry) and J_L = 0
+        real = (eL == 0.0) & (eR == 0.0)
+        re, im = D.real, np.where(real, 0.0, D.imag)
+        err_im = np.where(real, 0.0, err_im)
+        c = K / (np.arctan(dtype(1.0)) * 4)
+        J = c * im
+        QL = c * (a * re + eL * im)
+        QR = c * (a * re + eR * im)
+        s = c * (dT * a * re + num * im) / (TL * TR)
+        # error bounds: those of D carried through, plus the roundings of these lines
+        u = np.finfo(dtype).eps
+        bJ = c * err_im + 4 * u * np.abs(J)
+        bQL = c * (a * err_re + np.abs(eL) * err_im + 4 * u * (a * np.abs(re)
+                                                               + np.abs(eL * im)))
+        bQR = c * (a * err_re + np.abs(eR) * err_im + 4 * u * (a * np.abs(re)
+                                                               + np.abs(eR * im)))
+        bs = c * (np.abs(dT) * a * err_re + np.abs(num) * err_im
+                  + 8 * u * (np.abs(dT * a * re) + np.abs(num * im))) / (TL * TR)
+    settled = (_certain(J, bJ) & _certain(QL, bQL) & _certain(QR, bQR) & _certain(s, bs))
+    return {"J_L": J, "Q_L": QL, "Q_R": QR, "s": s}, settled
+
+
 def currents(eps, T, dT, dV, mu=0.0, gamma_L=2.0, gamma_R=2.0):
     """Particle and heat currents of the resonant level, broadcast over the arguments.
 
@@ -324,37 +393,22 @@ def currents(eps, T, dT, dV, mu=0.0, gamma_L=2.0, gamma_R=2.0):
                                  (eps, T, dT, dV, mu, gamma_L, gamma_R)))
     shape = args[0].shape
     args = [v.reshape(-1) for v in args]
-    eps, T, dT, dV, mu, gL, gR = args
-    with np.errstate(all="ignore"):
-        TL, TR, eL, eR, num = frame(eps, T, dT, dV, mu)
-        a = 0.5 * (gL + gR)
-        K = effective_rate(gL, gR)
-        D, err_re, err_im = digamma_difference(a, TL, TR, eL, eR, dT, dV, num)
-        # exact zeros: at equilibrium D = 0; with e_L = e_R = 0 (dV = 0, eps = mu) every
-        # term is real, Im D = 0 exactly (particle-hole symmetry) and J_L = 0
-        real = (eL == 0.0) & (eR == 0.0)
-        re, im = D.real, np.where(real, 0.0, D.imag)
-        err_im = np.where(real, 0.0, err_im)
-        c = K / math.pi
-        J = c * im
-        QL = c * (a * re + eL * im)
-        QR = c * (a * re + eR * im)
-        s = c * (dT * a * re + num * im) / (TL * TR)
-        # error bounds: those of D carried through, plus the roundings of these lines
-        bJ = c * err_im + 4 * _EPS * np.abs(J)
-        bQL = c * (a * err_re + np.abs(eL) * err_im + 4 * _EPS * (a * np.abs(re)
-                                                                  + np.abs(eL * im)))
-        bQR = c * (a * err_re + np.abs(eR) * err_im + 4 * _EPS * (a * np.abs(re)
-                                                                  + np.abs(eR * im)))
-        bs = c * (np.abs(dT) * a * err_re + np.abs(num) * err_im
-                  + 8 * _EPS * (np.abs(dT * a * re) + np.abs(num * im))) / (TL * TR)
-    out = {"J_L": J, "Q_L": QL, "Q_R": QR, "s": s}
+    out, settled = _currents_pass(args, np.float64)
     finite = np.all([np.isfinite(v) for v in args], axis=0)
-    settled = (_certain(J, bJ) & _certain(QL, bQL) & _certain(QR, bQR) & _certain(s, bs))
-    todo = np.nonzero(~settled & finite)
-    if todo[0].size:
-        _refine(todo, args, out)
-    out["P"] = dV * out["J_L"]
+    todo = np.nonzero(~settled & finite)[0]
+    if todo.size:  # second pass in long double on the points the first left open
+        sub, ok = _currents_pass([v[todo] for v in args], np.longdouble)
+        for name in out:
+            vals = sub[name][ok]
+            as_double = vals.astype(np.float64)
+            # keep the sign of values below the double range
+            as_double = np.where((as_double == 0) & (vals != 0),
+                                 np.sign(vals).astype(np.float64) * 5e-324, as_double)
+            out[name][todo[ok]] = as_double
+        todo = todo[~ok]
+    if todo.size:
+        _refine((todo,), args, out)
+    out["P"] = args[3] * out["J_L"]
     return {name: out[name].reshape(shape) + 0.0 for name in OUTPUTS}
 
 
