@@ -558,3 +558,49 @@ pauli = register(Model(
     constraints=(POSITIVE_LEAD_TEMPERATURES,),
     references=PAPER,
 ))
+
+
+# --- the resonant level (coherent, Landauer) --------------------------------------------
+
+from .physics import resonant_level as _rl  # noqa: E402  (this section is self-contained)
+
+RESONANT_LEVEL_OUTPUTS = ("J_L", "Q_L", "Q_R", "P", "s", "noise_J", "fano", "tur", "regime",
+                          "machine")
+
+
+def _resonant_level_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, np.ndarray]:
+    """Every output of the resonant level: currents (closed form), noise (quadrature),
+    Fano factor ``noise_J/|J_L|`` and TUR ratio ``s noise_J / J_L^2`` (NaN where
+    ``J_L = 0``), labels from the signs of ``J_L``, ``Q_L``, ``Q_R`` and ``P = dV J_L``, which
+    :func:`phasemap.physics.resonant_level.currents` guarantees."""
+    out = _rl.currents(eps, T, dT, dV, mu, gamma_L, gamma_R)
+    S = np.broadcast_to(_rl.noise(eps, T, dT, dV, mu, gamma_L, gamma_R), out["J_L"].shape)
+    J = out["J_L"]
+    absJ = np.abs(J)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        fano = np.where(J != 0.0, S / absJ, np.nan)
+        # (s/|J|)(S/|J|) rather than s S / J^2: J^2 underflows long before the ratio does
+        tur = np.where(J != 0.0, (out["s"] / absJ) * fano, np.nan)
+    regime, machine = regimes.classify(dT, dV, J, out["Q_L"], out["Q_R"], out["P"])
+    return {"J_L": J, "Q_L": out["Q_L"], "Q_R": out["Q_R"], "P": out["P"], "s": out["s"],
+            "noise_J": S + 0.0, "fano": fano, "tur": tur,
+            "regime": np.asarray(regime, dtype=np.int8),
+            "machine": np.asarray(machine, dtype=np.int8)}
+
+
+resonant_level = register(Model(
+    name="resonant_level",
+    version="1.0.0",
+    description="Non-interacting level with lifetime broadening between two reservoirs, "
+                "coherent (Landauer) transport, exact at any coupling; closed form through "
+                "the digamma function (docs/model.md, 'The resonant level'); tends to "
+                "single_level as (gamma_L + gamma_R)/T -> 0",
+    parameters=SINGLE_DOT_PARAMETERS,
+    kernel=_resonant_level_kernel,
+    outputs=RESONANT_LEVEL_OUTPUTS,
+    constraints=(POSITIVE_LEAD_TEMPERATURES,),
+    closed_form=True,
+    stored=RESONANT_LEVEL_OUTPUTS,
+    extra={"validity": "exact at any coupling gamma/T (non-interacting level, Landauer)"},
+    references=PAPER + "; Landauer formula with a Lorentzian transmission",
+))
