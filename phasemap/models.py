@@ -590,7 +590,7 @@ def _resonant_level_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, np
 
 resonant_level = register(Model(
     name="resonant_level",
-    version="1.0.0",
+    version="1.0.1",
     description="Non-interacting level with lifetime broadening between two reservoirs, "
                 "coherent (Landauer) transport, exact at any coupling; closed form through "
                 "the digamma function (docs/model.md, 'The resonant level'); tends to "

@@ -250,3 +250,12 @@ def test_bad_input_names_the_parameter():
     with pytest.raises(ParameterError) as info:
         phasemap.evaluate(model="resonant_level", eps=0.0, T=1.0, dT=3.0, dV=0.0)
     assert "dT" in info.value.param and "2 T" in info.value.allowed
+
+
+def test_a_current_that_cancels_below_100_digits_keeps_its_sign():
+    """A narrow level far above the Fermi edges at a bias of 1e-131 T: the digamma
+    difference is exactly 0 at 30, 50 and 100 digits and 1.3e-142 from 200 on. Agreeing
+    zeros at low precision must not be taken for the answer."""
+    out = rl.currents(180.0, 5.0, 0.0, 2.6621057396774733e-131, 0.0, 0.001, 0.001)
+    assert float(out["J_L"]) == pytest.approx(1.3178186401858597e-142, rel=1e-12)
+    assert float(out["s"]) > 0.0 and float(out["P"]) > 0.0
