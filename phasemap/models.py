@@ -333,6 +333,24 @@ def _single_level_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R, out=None
     return _rowwise(_single_level_fused, (eps, T, dT, dV, mu, gamma_L, gamma_R), OUTPUTS, out)
 
 
+def _lead_inputs(mu, dV, T, dT):
+    """``mu_v = mu +- dV/2`` and ``T_v = T +- dT/2`` of leads (L, R) as exact double-double
+    pairs ``(hi, lo)``, stacked on a last axis, for :func:`phasemap.physics.pauli.solve`."""
+    mL, mR = _pauli._two_sum(mu, 0.5 * dV), _pauli._two_sum(mu, -0.5 * dV)
+    TL, TR = _pauli._two_sum(T, 0.5 * dT), _pauli._two_sum(T, -0.5 * dT)
+    return (np.stack([mL[0], mR[0]], axis=-1), np.stack([mL[1], mR[1]], axis=-1),
+            np.stack([TL[0], TR[0]], axis=-1), np.stack([TL[1], TR[1]], axis=-1))
+
+
+def _signed_product(a, b):
+    """``a * b`` with the sign of its factors even where it underflows; never -0.0."""
+    with np.errstate(invalid="ignore"):
+        prod = a * b
+        prod = np.where((prod == 0.0) & (a != 0.0) & (b != 0.0),
+                        np.copysign(_sl.TINY, a) * np.sign(b), prod)
+    return prod + 0.0
+
+
 def _pauli_single_dot_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, np.ndarray]:
     eps, T, dT, dV, mu, gL, gR = np.broadcast_arrays(eps, T, dT, dV, mu, gamma_L, gamma_R)
     shape = eps.shape
@@ -341,13 +359,12 @@ def _pauli_single_dot_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, 
     gamma = np.zeros((*shape, 2, 2, 2))
     gamma[..., 0, 0, 1] = gL
     gamma[..., 1, 0, 1] = gR
-    mus = np.stack([mu + 0.5 * dV, mu - 0.5 * dV], axis=-1)
-    temps = np.stack([T + 0.5 * dT, T - 0.5 * dT], axis=-1)
-    res = _pauli.solve(energies, charges, gamma, mus, temps)
+    mus, mus_lo, temps, temps_lo = _lead_inputs(mu, dV, T, dT)
+    res = _pauli.solve(energies, charges, gamma, mus, temps, mu_lo=mus_lo, T_lo=temps_lo)
     J = res.particle_current[..., 0]
     QL = res.heat_current[..., 0]
-    QR = -res.heat_current[..., 1]
-    P = dV * J  # two terminals: energy conservation gives Q_R - Q_L = dV J_L
+    QR = -res.heat_current[..., 1] + 0.0
+    P = _signed_product(dV, J)  # two terminals: energy conservation gives Q_R - Q_L = dV J_L
     reg, mach = regimes.classify(dT, dV, J, QL, QR, P)
     return {"J_L": J, "Q_L": QL, "Q_R": QR, "P": P, "s": res.entropy_production,
             "p1": res.p[..., 1], "regime": reg, "machine": mach}
@@ -370,7 +387,7 @@ single_level = register(Model(
 
 pauli = register(Model(
     name="pauli",
-    version="1.0.0",
+    version="2.0.0",
     description="The same dot solved numerically by the generic batched Pauli master-equation "
                 "engine (phasemap.physics.pauli)",
     parameters=SINGLE_DOT_PARAMETERS,
