@@ -152,10 +152,11 @@ def _shift(m, de):
     return np.ldexp(m, np.maximum(de, -1100).astype(np.int32))
 
 
-def _xsum(terms):
+def _xsum(terms, shape=()):
     """Sum of extended numbers (any signs): ``(sum, sum of magnitudes)`` as extended pairs."""
     if not terms:
-        return (0.0, _NOEXP), (0.0, _NOEXP)
+        zero = (np.zeros(shape), np.full(shape, _NOEXP))
+        return zero, zero
     emax = functools.reduce(np.maximum, [t[1] for t in terms])
     s = sum(_shift(t[0], t[1] - emax) for t in terms)
     b = sum(_shift(np.abs(t[0]), t[1] - emax) for t in terms)
@@ -415,10 +416,10 @@ def solve(energies, charges, gamma, mu, T, *, energies_lo=None, mu_lo=None,
             for pair in fo:
                 t = _xmul(t, rate[pair])
             terms.append(t)
-        return _xsum(terms)[0]
+        return _xsum(terms, batch)[0]
 
     Dr = [forest_sum(fs) for fs in st.roots]
-    D = _xsum(Dr)[0]
+    D = _xsum(Dr, batch)[0]
     with np.errstate(invalid="ignore", divide="ignore"):
         p = np.stack([_to_float(_xdiv(d, D)) for d in Dr], axis=-1)
 
@@ -467,12 +468,12 @@ def solve(energies, charges, gamma, mu, T, *, energies_lo=None, mu_lo=None,
     refine = np.zeros(batch, dtype=bool)
     for v in range(m):
         for terms, out in ((Jt[v], J), (Qt[v], Q)):
-            s, b = _xsum(terms)
+            s, b = _xsum(terms, batch)
             out[..., v] = _to_float(s)
             with np.errstate(invalid="ignore", divide="ignore"):
                 ratio = np.abs(_to_float(_xdiv(s, b)))
             refine |= (b[0] != 0.0) & ~(ratio >= REFINE_RATIO) & np.isfinite(ratio)
-    s_ent = _to_float(_xsum(St)[0])
+    s_ent = _to_float(_xsum(St, batch)[0])
     s_ent = np.where(s_ent < 0.0, 0.0, s_ent) + 0.0  # terms are >= 0 exactly; NaN passes
 
     if np.any(refine):
