@@ -188,6 +188,53 @@ def _fermi_ext(x_hi, x_lo):
     return _norm(np.where(neg, 1.0, z[0]) / den, np.where(neg, 0, z[1]))
 
 
+def _affinity(Nv, TT, batch):
+    """``A = -sum_v N_v / T_v`` in double-double; the numerators of leads at the same
+    temperature are added before dividing, so equal temperatures cancel exactly."""
+    m = len(Nv)
+    zero = np.zeros(batch)
+    claimed = [np.zeros(batch, dtype=bool) for _ in range(m)]
+    A = (zero, zero)
+    scale = zero
+    for v in range(m):
+        if Nv[v] is None:
+            continue
+        acc = Nv[v]
+        for w in range(v + 1, m):
+            if Nv[w] is None:
+                continue
+            same = (TT[0][..., w] == TT[0][..., v]) & (TT[1][..., w] == TT[1][..., v]) \
+                & ~claimed[w]
+            acc = dd_add(acc, (np.where(same, Nv[w][0], 0.0), np.where(same, Nv[w][1], 0.0)))
+            claimed[w] = claimed[w] | same
+        term = dd_div((-acc[0], -acc[1]), (TT[0][..., v], TT[1][..., v]))
+        keep = ~claimed[v]
+        A = dd_add(A, (np.where(keep, term[0], 0.0), np.where(keep, term[1], 0.0)))
+        scale = scale + np.where(keep, np.abs(term[0]), 0.0)
+    return (np.array(A[0], dtype=np.float64), np.array(A[1], dtype=np.float64)), scale
+
+
+def _indices(mask):
+    """Index tuples of the true entries of ``mask`` (0-d arrays included)."""
+    if mask.ndim == 0:
+        return [()] if bool(mask) else []
+    return list(zip(*np.nonzero(mask), strict=True))
+
+
+def _affinity_exact(st, cyc, idx, E, MU, TT, m):
+    """The cycle affinity at one point in exact rational arithmetic (from the exact inputs)."""
+    from fractions import Fraction
+
+    def val(pair, *extra):
+        return Fraction(float(pair[0][(*idx, *extra)])) + Fraction(float(pair[1][(*idx, *extra)]))
+
+    N = [Fraction(0)] * m
+    for e, sig in cyc.edges:
+        k, v = st.edges[e]
+        N[v] += sig * (val(E, int(st.jj[k])) - val(E, int(st.ii[k])) - val(MU, v))
+    return -sum((N[v] / val(TT, v) for v in range(m) if N[v] != 0), Fraction(0))
+
+
 # --- the graph structure, enumerated once per (charges, active edges) ----------------------
 
 @dataclass(frozen=True)
@@ -436,12 +483,15 @@ def solve(energies, charges, gamma, mu, T, *, energies_lo=None, mu_lo=None,
             nv[v] += sig
             term = (sig * dE[0][..., k], sig * dE[1][..., k])
             Nv[v] = term if Nv[v] is None else dd_add(Nv[v], term)
-        A = (np.zeros(batch), np.zeros(batch))
         for v in range(m):
-            if Nv[v] is None:
-                continue
-            Nv[v] = dd_add(Nv[v], dd_scale((MU[0][..., v], MU[1][..., v]), -nv[v]))
-            A = dd_add(A, dd_div((-Nv[v][0], -Nv[v][1]), (TT[0][..., v], TT[1][..., v])))
+            if Nv[v] is not None:
+                Nv[v] = dd_add(Nv[v], dd_scale((MU[0][..., v], MU[1][..., v]), -nv[v]))
+        A, scale = _affinity(Nv, TT, batch)
+        undecided = (np.abs(A[0]) <= 1e-27 * scale) & (scale > 0.0)
+        if np.any(undecided):  # cancellation to ~1e-27 of its terms: decide exactly
+            for idx in _indices(undecided):
+                a_exact = _affinity_exact(st, cyc, idx, E, MU, TT, m)
+                A[0][idx], A[1][idx] = float(a_exact), 0.0
         fwd = (np.ones(batch), np.zeros(batch, dtype=np.int64))
         bwd = fwd
         for e, sig in cyc.edges:
@@ -477,7 +527,7 @@ def solve(energies, charges, gamma, mu, T, *, energies_lo=None, mu_lo=None,
     s_ent = np.where(s_ent < 0.0, 0.0, s_ent) + 0.0  # terms are >= 0 exactly; NaN passes
 
     if np.any(refine):
-        for idx in zip(*np.nonzero(refine), strict=True):
+        for idx in _indices(refine):
             Jp, Qp = _refine_point(st, idx, E, MU, TT, g, cyc_data, m)
             J[idx] = Jp
             Q[idx] = Qp
@@ -542,3 +592,16 @@ def _refine_point(st, idx, E, MU, TT, g, cyc_data, m):
             return (f if f != 0.0 else float(mp.sign(s)) * TINY) + 0.0
 
         return [finish(t) for t in Jv], [finish(t) for t in Qv]
+
+
+def two_leads(mu, dV, T, dT):
+    """Leads L, R with ``mu_v = mu +- dV/2`` and ``T_v = T +- dT/2`` as exact double-double
+    pairs, stacked on a last axis: ``(mu_hi, mu_lo, T_hi, T_lo)``, each (..., 2), ready for
+    :func:`solve`'s ``mu, T, mu_lo=, T_lo=``."""
+    mu, dV, T, dT = (np.asarray(a, dtype=np.float64) for a in (mu, dV, T, dT))
+    mL, mR = _two_sum(mu, 0.5 * dV), _two_sum(mu, -0.5 * dV)
+    TL, TR = _two_sum(T, 0.5 * dT), _two_sum(T, -0.5 * dT)
+    return (np.stack(np.broadcast_arrays(mL[0], mR[0]), axis=-1),
+            np.stack(np.broadcast_arrays(mL[1], mR[1]), axis=-1),
+            np.stack(np.broadcast_arrays(TL[0], TR[0]), axis=-1),
+            np.stack(np.broadcast_arrays(TL[1], TR[1]), axis=-1))
