@@ -189,8 +189,11 @@ def _fermi_ext(x_hi, x_lo):
 
 
 def _affinity(Nv, TT, batch):
-    """``A = -sum_v N_v / T_v`` in double-double; the numerators of leads at the same
-    temperature are added before dividing, so equal temperatures cancel exactly."""
+    """``A = -sum_v N_v / T_v`` in double-double, and ``sum_v |N_v / T_v|``.
+
+    The numerators of leads at the same temperature are added before dividing. The
+    double-double value has an absolute error ~1e-32 of the returned scale; where ``|A|`` is
+    below 1e-18 of it the caller decides exactly (:func:`_affinity_exact`)."""
     m = len(Nv)
     zero = np.zeros(batch)
     claimed = [np.zeros(batch, dtype=bool) for _ in range(m)]
@@ -210,7 +213,8 @@ def _affinity(Nv, TT, batch):
         term = dd_div((-acc[0], -acc[1]), (TT[0][..., v], TT[1][..., v]))
         keep = ~claimed[v]
         A = dd_add(A, (np.where(keep, term[0], 0.0), np.where(keep, term[1], 0.0)))
-        scale = scale + np.where(keep, np.abs(term[0]), 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = scale + np.abs(Nv[v][0] / TT[0][..., v])  # ungrouped: cancellation shows
     return (np.array(A[0], dtype=np.float64), np.array(A[1], dtype=np.float64)), scale
 
 
@@ -487,8 +491,8 @@ def solve(energies, charges, gamma, mu, T, *, energies_lo=None, mu_lo=None,
             if Nv[v] is not None:
                 Nv[v] = dd_add(Nv[v], dd_scale((MU[0][..., v], MU[1][..., v]), -nv[v]))
         A, scale = _affinity(Nv, TT, batch)
-        undecided = (np.abs(A[0]) <= 1e-27 * scale) & (scale > 0.0)
-        if np.any(undecided):  # cancellation to ~1e-27 of its terms: decide exactly
+        undecided = (np.abs(A[0]) <= 1e-18 * scale) & (scale > 0.0)
+        if np.any(undecided):  # cancelled to < 1e-18 of its terms: dd keeps < 1e-14, go exact
             for idx in _indices(undecided):
                 a_exact = _affinity_exact(st, cyc, idx, E, MU, TT, m)
                 A[0][idx], A[1][idx] = float(a_exact), 0.0
