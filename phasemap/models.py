@@ -341,7 +341,14 @@ def _signed_product(a, b):
         prod = a * b
         prod = np.where((prod == 0.0) & (a != 0.0) & (b != 0.0),
                         np.copysign(_sl.TINY, a) * np.sign(b), prod)
-    return prod + 0.0
+    return np.asarray(prod + 0.0)
+
+
+def _classify(dT, dV, J, QL, QR, P):
+    """:func:`regimes.classify`; NaN (out-of-domain) points get its fall-through labels
+    without an ``invalid`` warning, as in the fused kernels."""
+    with np.errstate(invalid="ignore"):
+        return regimes.classify(dT, dV, J, QL, QR, P)
 
 
 def _pauli_single_dot_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, np.ndarray]:
@@ -356,9 +363,9 @@ def _pauli_single_dot_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, 
     res = _pauli.solve(energies, charges, gamma, mus, temps, mu_lo=mus_lo, T_lo=temps_lo)
     J = res.particle_current[..., 0]
     QL = res.heat_current[..., 0]
-    QR = -res.heat_current[..., 1] + 0.0
+    QR = np.asarray(-res.heat_current[..., 1] + 0.0)
     P = _signed_product(dV, J)  # two terminals: energy conservation gives Q_R - Q_L = dV J_L
-    reg, mach = regimes.classify(dT, dV, J, QL, QR, P)
+    reg, mach = _classify(dT, dV, J, QL, QR, P)
     return {"J_L": J, "Q_L": QL, "Q_R": QR, "P": P, "s": res.entropy_production,
             "p1": res.p[..., 1], "regime": reg, "machine": mach}
 
@@ -396,7 +403,8 @@ def _two_lead_outputs(res, dT, dV) -> dict[str, np.ndarray]:
     """``J_L, Q_L, Q_R, P, s`` of the leads (L, R) = (0, 1) of a Pauli result; ``P = dV J_L``
     (energy conservation) signed from its factors."""
     J = res.particle_current[..., 0]
-    return {"J_L": J, "Q_L": res.heat_current[..., 0], "Q_R": -res.heat_current[..., 1] + 0.0,
+    return {"J_L": J, "Q_L": res.heat_current[..., 0],
+            "Q_R": np.asarray(-res.heat_current[..., 1] + 0.0),
             "P": _signed_product(dV, J), "s": res.entropy_production}
 
 
@@ -409,8 +417,8 @@ def _anderson_kernel(eps, U, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, np.nd
     res = _anderson.solve(eps, U, T, dT, dV, mu, gL, gR)
     out = _two_lead_outputs(res, dT, dV)
     out["n"] = _anderson.mean_charge(res.p)
-    out["regime"], out["machine"] = regimes.classify(dT, dV, out["J_L"], out["Q_L"],
-                                                     out["Q_R"], out["P"])
+    out["regime"], out["machine"] = _classify(dT, dV, out["J_L"], out["Q_L"], out["Q_R"],
+                                              out["P"])
     return out
 
 
@@ -448,7 +456,7 @@ def ccdd_labels(dT, dV, T, T_G, J, QL, QR, P):
     has no forward direction and the point is labelled ``reversible`` if ``J_L = 0``, else
     ``conventional``.
     """
-    reg, mach = regimes.classify(dT, dV, J, QL, QR, P)
+    reg, mach = _classify(dT, dV, J, QL, QR, P)
     driven = (dT == 0.0) & (dV == 0.0) & (T_G != T)
     reg = np.where(driven, np.where(J == 0.0, regimes.REVERSIBLE, regimes.CONVENTIONAL),
                    reg).astype(np.int8)

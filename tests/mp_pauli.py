@@ -133,6 +133,6 @@ def ccdd(eps, eps_G, U, T, dT, dV, mu, T_G, mu_G, gamma_L, gamma_R, gamma_G, gam
         gam = [{(0, 1): M(gamma_L), (2, 3): M(gamma_L_U)},
                {(0, 1): M(gamma_R), (2, 3): M(gamma_R_U)},
                {(0, 2): M(gamma_G), (1, 3): M(gamma_G)}]
-        p, J, Q, s = solve_mp(E, [0, 1, 1, 2], gam, mus, Ts)
+        _p, J, Q, s = solve_mp(E, [0, 1, 1, 2], gam, mus, Ts)
         return {"J_L": +J[0], "Q_L": +Q[0], "Q_R": -Q[1], "Q_G": +Q[2], "s": +s,
                 "xmax": max(xs)}

@@ -70,6 +70,7 @@ from __future__ import annotations
 import functools
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -481,7 +482,7 @@ def solve(energies, charges, gamma, mu, T, *, energies_lo=None, mu_lo=None,
     cyc_data = []
     for cyc in st.cycles:
         nv = np.zeros(m)
-        Nv = [None] * m
+        Nv: list[Any] = [None] * m
         for e, sig in cyc.edges:
             k, v = st.edges[e]
             nv[v] += sig
