@@ -35,7 +35,7 @@ def _fermi(x):
 @given(eps=st.floats(-40, 40), T=st.floats(0.2, 10), r=st.floats(-0.95, 0.95),
        dV=st.floats(-20, 20).filter(lambda v: v == 0 or abs(v) >= 2.0 ** -1020),
        gL=st.floats(0.01, 10), gR=st.floats(0.01, 10))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 def test_U_zero_is_twice_the_single_level(eps, T, r, dV, gL, gR):
     kw = dict(eps=eps, T=T, dT=2 * r * T, dV=dV, mu=0.3, gamma_L=gL, gamma_R=gR)
     a = anderson(U=0.0, **kw)
@@ -44,7 +44,10 @@ def test_U_zero_is_twice_the_single_level(eps, T, r, dV, gL, gR):
         # (below the normal range the closed form may round to 0 where the engine keeps 5e-324)
         assert float(a[name]) == pytest.approx(2 * float(s[name]), rel=1e-12, abs=1e-300), name
     assert float(a["n"]) == pytest.approx(2 * float(s["p1"]), rel=1e-13)
-    assert (a["regime"], a["machine"]) == (s["regime"], s["machine"])
+    if all(abs(float(s[k])) > 1e-300 or float(s[k]) == 0.0 for k in ("J_L", "P", "Q_L", "Q_R")):
+        # (where P = dV J_L underflows the closed form of this commit rounds it to 0; the
+        # engine keeps its sign, as issue 13 asks: test_labels_and_signs_match_60_digits)
+        assert (a["regime"], a["machine"]) == (s["regime"], s["machine"])
 
 
 def test_infinite_U_limit():
