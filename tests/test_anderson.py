@@ -158,3 +158,30 @@ def test_agrees_with_qmeq(model):
         worst = max(worst, float(rel.max()))
     print(f"{model} vs QmeQ: worst relative difference {worst:.2e} over {len(rows)} points")
     assert worst <= 1e-9
+
+
+def test_opposite_cycles_are_refined_to_full_accuracy(monkeypatch):
+    """Near the zero of J_L along eps with the two levels (eps, eps + U) on either side of
+    the reversible level, the cycles of the two charge transitions drive opposite ways and
+    J_L is their difference: those points are recomputed in 50 digits. Without the
+    refinement (REFINE_RATIO = 0) the same points are off by far more than 1e-10."""
+    from phasemap.physics import anderson as physics_anderson
+    from phasemap.physics import pauli
+
+    kw = dict(U=3.0, T=1.0, dT=0.8, dV=0.5, mu=0.0, gamma_L=1.0, gamma_R=0.4)
+    root = -3.5219647300255024  # J_L = 0 within ~1e-16 (bisection on the refined model)
+    eps = root + np.array([0.0, -4e-16, 4e-16, 2e-15, -1e-14, 1e-12, 1e-10, 1e-6])
+    refs = [mp_pauli.anderson(float(e), **kw)["J_L"] for e in eps]
+
+    def worst(res):
+        return max(float(abs((mp.mpf(j) - r) / r))
+                   for j, r in zip(res.particle_current[:, 0], refs, strict=True))
+
+    res = physics_anderson.solve(eps, **kw)
+    assert res.refined.all()
+    assert worst(res) <= 1e-12
+    assert [np.sign(j) for j in res.particle_current[:, 0]] == [int(mp.sign(r)) for r in refs]
+    monkeypatch.setattr(pauli, "REFINE_RATIO", 0.0)
+    unrefined = physics_anderson.solve(eps, **kw)
+    assert not unrefined.refined.any()
+    assert worst(unrefined) > 1e-6
