@@ -190,7 +190,8 @@ def _fermi_ext(x_hi, x_lo):
 
 
 def _affinity(Nv, TT, batch):
-    """``A = -sum_v N_v / T_v`` in double-double, and ``sum_v |N_v / T_v|``.
+    """``A = -sum_v N_v / T_v`` in double-double, ``sum_v |N_v / T_v|``, and whether the
+    numerator of every temperature class is exactly 0.
 
     The numerators of leads at the same temperature are added before dividing. The
     double-double value has an absolute error ~1e-32 of the returned scale; where ``|A|`` is
@@ -200,6 +201,7 @@ def _affinity(Nv, TT, batch):
     claimed = [np.zeros(batch, dtype=bool) for _ in range(m)]
     A = (zero, zero)
     scale = zero
+    classes_zero = np.ones(batch, dtype=bool)
     for v in range(m):
         if Nv[v] is None:
             continue
@@ -214,9 +216,11 @@ def _affinity(Nv, TT, batch):
         term = dd_div((-acc[0], -acc[1]), (TT[0][..., v], TT[1][..., v]))
         keep = ~claimed[v]
         A = dd_add(A, (np.where(keep, term[0], 0.0), np.where(keep, term[1], 0.0)))
+        classes_zero &= ~keep | ((acc[0] == 0.0) & (acc[1] == 0.0))
         with np.errstate(invalid="ignore", divide="ignore"):
             scale = scale + np.abs(Nv[v][0] / TT[0][..., v])  # ungrouped: cancellation shows
-    return (np.array(A[0], dtype=np.float64), np.array(A[1], dtype=np.float64)), scale
+    return ((np.array(A[0], dtype=np.float64), np.array(A[1], dtype=np.float64)), scale,
+            classes_zero)
 
 
 def _indices(mask):
@@ -461,14 +465,21 @@ def solve(energies, charges, gamma, mu, T, *, energies_lo=None, mu_lo=None,
             r = edge_rate(e, sig)
             rate[key] = r if key not in rate else _xsum([rate[key], r])[0]
 
+    sums: dict[tuple, tuple] = {}  # forests shared by several cycles are summed once
+
     def forest_sum(forests):
-        terms = []
-        for fo in forests:
-            t = (np.ones(batch), np.zeros(batch, dtype=np.int64))
-            for pair in fo:
-                t = _xmul(t, rate[pair])
-            terms.append(t)
-        return _xsum(terms, batch)[0]
+        if forests not in sums:
+            terms = []
+            for fo in forests:
+                if not fo:
+                    terms.append((np.ones(batch), np.zeros(batch, dtype=np.int64)))
+                    continue
+                m_, e_ = rate[fo[0]]
+                for pair in fo[1:]:  # mantissas in [1/2, 1): a few products stay in range
+                    m_, e_ = m_ * rate[pair][0], e_ + rate[pair][1]
+                terms.append(_norm(m_, e_))
+            sums[forests] = _xsum(terms, batch)[0]
+        return sums[forests]
 
     Dr = [forest_sum(fs) for fs in st.roots]
     D = _xsum(Dr, batch)[0]
@@ -483,16 +494,22 @@ def solve(energies, charges, gamma, mu, T, *, energies_lo=None, mu_lo=None,
     for cyc in st.cycles:
         nv = np.zeros(m)
         Nv: list[Any] = [None] * m
+        edge_scale = np.zeros(batch)  # size of the terms the affinity is summed from
         for e, sig in cyc.edges:
             k, v = st.edges[e]
             nv[v] += sig
             term = (sig * dE[0][..., k], sig * dE[1][..., k])
             Nv[v] = term if Nv[v] is None else dd_add(Nv[v], term)
-        for v in range(m):
+            edge_scale = edge_scale + np.abs(dE[0][..., k]) / TT[0][..., v]
+        for v in range(m):  # N_v = sum of sigma (E_j - E_i) over its edges - n_v mu_v
             if Nv[v] is not None:
                 Nv[v] = dd_add(Nv[v], dd_scale((MU[0][..., v], MU[1][..., v]), -nv[v]))
-        A, scale = _affinity(Nv, TT, batch)
-        undecided = (np.abs(A[0]) <= 1e-18 * scale) & (scale > 0.0)
+                edge_scale = edge_scale + np.abs(nv[v] * MU[0][..., v]) / TT[0][..., v]
+        A, scale, classes_zero = _affinity(Nv, TT, batch)
+        # double-double leaves an absolute error ~1e-32 of the edge terms: below 1e-18 of
+        # them decide exactly. An exact 0 with every numerator class exactly 0 is kept (the
+        # equilibrium: equal temperatures and chemical potentials cancel bit for bit).
+        undecided = (np.abs(A[0]) <= 1e-18 * np.maximum(scale, edge_scale)) & ~classes_zero
         if np.any(undecided):  # cancelled to < 1e-18 of its terms: dd keeps < 1e-14, go exact
             for idx in _indices(undecided):
                 a_exact = _affinity_exact(st, cyc, idx, E, MU, TT, m)
