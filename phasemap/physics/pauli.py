@@ -38,10 +38,15 @@ number of electrons ``C`` takes from lead ``v``; ``N_v(C)`` the heat it takes fr
     Pi^+ - Pi^- = sign(A_C) max(Pi^+, Pi^-) (-expm1(-|A_C|))
 
 which has the sign of ``A_C`` and full relative precision, like the closed form's
-``f_L - f_R`` (``physics/single_level.py``). ``A_C`` is a sum that cancels (near equilibrium,
-on the reversible level); it is evaluated in double-double arithmetic from the inputs, which
-may themselves be given as double-double pairs (``*_lo`` arguments: e.g. ``mu + dV/2`` and
-``T + dT/2`` are exact as a TwoSum pair), so its sign is exact for the exact inputs. So::
+``f_L - f_R`` (``physics/single_level.py``).
+
+``A_C`` is a sum that cancels (near equilibrium, on the reversible level); it is evaluated in
+double-double arithmetic from the inputs, which may themselves be given as double-double
+pairs (``*_lo`` arguments: e.g. ``mu + dV/2`` and ``T + dT/2`` are exact as a TwoSum pair).
+Leads at equal temperatures have their numerators added before dividing (equilibrium cancels
+bit for bit), and where the double-double value is below 1e-18 of the edge terms it is
+summed from, ``A_C`` is computed in exact rational arithmetic (``fractions``). Its sign is
+therefore exact for the exact inputs. So::
 
     J_v = sum_C n_v(C) F_C,   Q_v = sum_C N_v(C) F_C,   s = sum_C A_C F_C = -sum_v Q_v / T_v
 
@@ -60,9 +65,12 @@ rates like ``e^{-740}`` and products of several of them neither underflow nor lo
 precision; only the final outputs are rounded to doubles. An output whose true value is below
 the smallest subnormal keeps its sign as ``+-5e-324``; no output is ``-0.0``.
 
-Cost (``tests/test_pauli.py`` measures none of this; figures from ``docs/model.md``): the
-structure (cycles, forests) is enumerated once per state graph and cached; evaluation is
-numpy over the batch.
+Cost per point (1e5 random points, numpy, one core; docs/model.md): two-state dot 4-7 us,
+four-state Anderson level 35-65 us, against 0.03 us for the closed form and 0.6-1.2 us for the
+previous flow-difference engine. The structure (cycles, forests) is enumerated once per
+state graph and cached; evaluation is numpy over the batch. Measured accuracy against an
+independent 60-digit solution: worst 3.5e-14 relative (tests/test_pauli.py,
+tests/test_anderson.py, tests/test_ccdd.py).
 """
 
 from __future__ import annotations
