@@ -285,6 +285,23 @@ def _points(seed=20261201):
     rows += list(zip(rng.uniform(-30, 30, n) * T, T, rng.uniform(-1.9, 1.9, n) * T,
                      rng.uniform(-10, 10, n) * T, np.zeros(n), np.where(swap, big, small_rate),
                      np.where(swap, small_rate, big), strict=True))
+    n = 60  # hard corners: T <= 1e-3, |dT| within 1e-7 of 2T, |dV|/T up to 1e3
+    T = 10.0 ** rng.uniform(-5, -3, n)
+    sgn = rng.choice([-1.0, 1.0], n)
+    dT = (2.0 - 10.0 ** rng.uniform(-7, -2, n)) * T * sgn
+    dV = rng.uniform(-1e3, 1e3, n) * T
+    T_cold = T - np.abs(dT) / 2
+    # the level within 20 T_cold of the cold lead's mu (else |x| ~ 1e9 there)
+    eps = -sgn * dV / 2 + rng.uniform(-20, 20, n) * T_cold
+    gL, gR = rates(n)
+    rows += list(zip(eps, T, dT, dV, np.zeros(n), gL, gR, strict=True))
+    n = 40  # exactly on mu_L or on mu_R (eps - mu_v = 0: that lead's x is 0)
+    T = 10.0 ** rng.uniform(-1, 1, n)
+    dV = rng.uniform(-5, 5, n) * T
+    onL = rng.random(n) < 0.5
+    gL, gR = rates(n)
+    rows += list(zip(np.where(onL, dV / 2, -dV / 2), T, rng.uniform(-1.9, 1.9, n) * T, dV,
+                     np.zeros(n), gL, gR, strict=True))
     return np.array(rows)
 
 
