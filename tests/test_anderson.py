@@ -44,7 +44,7 @@ def test_U_zero_is_twice_the_single_level(eps, T, r, dV, gL, gR):
         # (below the normal range the closed form may round to 0 where the engine keeps 5e-324)
         assert float(a[name]) == pytest.approx(2 * float(s[name]), rel=1e-12, abs=1e-300), name
     assert float(a["n"]) == pytest.approx(2 * float(s["p1"]), rel=1e-13)
-    if all(abs(float(s[k])) > 1e-300 or float(s[k]) == 0.0 for k in ("J_L", "P", "Q_L", "Q_R")):
+    if all(abs(float(a[k])) > 1e-300 or float(a[k]) == 0.0 for k in ("J_L", "P", "Q_L", "Q_R")):
         # (where P = dV J_L underflows the closed form of this commit rounds it to 0; the
         # engine keeps its sign, as issue 13 asks: test_labels_and_signs_match_60_digits)
         assert (a["regime"], a["machine"]) == (s["regime"], s["machine"])

@@ -10,13 +10,13 @@ arXiv:2109.10587) bounded by Carnot's efficiency with G as the hot source.
 
 from __future__ import annotations
 
+import mp_pauli
 import mpmath as mp
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import mp_pauli
 from phasemap import regimes
 from phasemap.models import get_model
 

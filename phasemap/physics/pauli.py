@@ -199,7 +199,7 @@ def _fermi_ext(x_hi, x_lo):
 
 def _affinity(Nv, TT, batch):
     """``A = -sum_v N_v / T_v`` in double-double, ``sum_v |N_v / T_v|``, and whether the
-    numerator of every temperature class is exactly 0.
+    double-double numerator of every temperature class came out exactly 0.
 
     The numerators of leads at the same temperature are added before dividing. The
     double-double value has an absolute error ~1e-32 of the returned scale; where ``|A|`` is
@@ -513,11 +513,21 @@ def solve(energies, charges, gamma, mu, T, *, energies_lo=None, mu_lo=None,
             if Nv[v] is not None:
                 Nv[v] = dd_add(Nv[v], dd_scale((MU[0][..., v], MU[1][..., v]), -nv[v]))
                 edge_scale = edge_scale + np.abs(nv[v] * MU[0][..., v]) / TT[0][..., v]
-        A, scale, classes_zero = _affinity(Nv, TT, batch)
+        A, scale, _ = _affinity(Nv, TT, batch)
         # double-double leaves an absolute error ~1e-32 of the edge terms: below 1e-18 of
-        # them decide exactly. An exact 0 with every numerator class exactly 0 is kept (the
-        # equilibrium: equal temperatures and chemical potentials cancel bit for bit).
-        undecided = (np.abs(A[0]) <= 1e-18 * np.maximum(scale, edge_scale)) & ~classes_zero
+        # them decide exactly. A 0 is kept without that only when it is exact by structure:
+        # every lead of the cycle at one temperature and every lead it exchanges charge with
+        # at one chemical potential (bit for bit), so the energies telescope and the mu's
+        # cancel exactly (the equilibrium).
+        used = [v for v in range(m) if Nv[v] is not None]
+        charged = [v for v in used if nv[v] != 0]
+        equilibrium = np.ones(batch, dtype=bool)
+        for u, w in itertools.pairwise(used):
+            equilibrium &= (TT[0][..., u] == TT[0][..., w]) & (TT[1][..., u] == TT[1][..., w])
+        for u, w in itertools.pairwise(charged):
+            equilibrium &= (MU[0][..., u] == MU[0][..., w]) & (MU[1][..., u] == MU[1][..., w])
+        A = (np.where(equilibrium, 0.0, A[0]), np.where(equilibrium, 0.0, A[1]))
+        undecided = (np.abs(A[0]) <= 1e-18 * np.maximum(scale, edge_scale)) & ~equilibrium
         if np.any(undecided):  # cancelled to < 1e-18 of its terms: dd keeps < 1e-14, go exact
             for idx in _indices(undecided):
                 a_exact = _affinity_exact(st, cyc, idx, E, MU, TT, m)
