@@ -537,10 +537,10 @@ def solve(energies, charges, gamma, mu, T, *, energies_lo=None, mu_lo=None,
         for e, sig in cyc.edges:
             fwd = _xmul(fwd, edge_rate(e, sig))
             bwd = _xmul(bwd, edge_rate(e, -sig))
-        a = A[0]
+        a_hi = A[0]
         big_fwd = (fwd[1] > bwd[1]) | ((fwd[1] == bwd[1]) & (fwd[0] >= bwd[0]))
         big = (np.where(big_fwd, fwd[0], bwd[0]), np.where(big_fwd, fwd[1], bwd[1]))
-        fac = -np.expm1(-np.abs(a)) * np.sign(a)
+        fac = -np.expm1(-np.abs(a_hi)) * np.sign(a_hi)
         fm, fe = np.frexp(fac)
         F = _xmul(_xmul(big, (fm, np.where(fm == 0.0, _NOEXP, fe))), forest_sum(cyc.forests))
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -550,7 +550,7 @@ def solve(energies, charges, gamma, mu, T, *, energies_lo=None, mu_lo=None,
                 Jt[v].append((F[0] * nv[v], F[1]))
             if Nv[v] is not None:
                 Qt[v].append(_xmul(F, _norm(Nv[v][0], np.zeros(batch, dtype=np.int64))))
-        St.append(_xmul(F, _norm(a, np.zeros(batch, dtype=np.int64))))
+        St.append(_xmul(F, _norm(a_hi, np.zeros(batch, dtype=np.int64))))
         cyc_data.append((nv, Nv, A))
 
     J = np.zeros((*batch, m))
