@@ -440,3 +440,16 @@ def test_rates_and_transitions_are_exposed():
         x = (E[j] - E[i] - np.array([3.0, -3.0, 0.0])) / np.array([2.0, 1.0, 1.5])
         np.testing.assert_allclose(res.W_in[:, k], gamma[:, i, j] / (1 + np.exp(x)),
                                    rtol=1e-14)
+
+
+@pytest.mark.parametrize("dV,dT", [(-3.5e-255, 0.0), (1e-40, 0.0), (0.0, 3e-200), (1e-30, -2e-29)])
+def test_biases_far_below_the_double_double_resolution(dV, dT):
+    """mu_L - mu_R = 1e-255 next to mu = 0.3: eps - mu_L then needs three doubles, its
+    double-double value cancels to exactly 0 against eps - mu_R, and the exact rational
+    affinity must take over (the current was 0 instead of ~1e-256)."""
+    kw = dict(eps=-3.58, T=2.26, dT=dT, dV=dV, mu=0.3, gamma_L=6.4, gamma_R=0.62)
+    got = get_model("pauli")(**kw)
+    ref = mp_pauli.single_dot(**kw)
+    for name in ("J_L", "Q_L", "Q_R"):
+        assert float(got[name]) == pytest.approx(mp_pauli.to_float(ref[name]), rel=1e-12)
+    assert float(got["s"]) > 0.0

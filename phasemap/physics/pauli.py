@@ -515,7 +515,7 @@ def solve(energies, charges, gamma, mu, T, *, energies_lo=None, mu_lo=None,
                 edge_scale = edge_scale + np.abs(nv[v] * MU[0][..., v]) / TT[0][..., v]
         A, scale, _ = _affinity(Nv, TT, batch)
         # double-double leaves an absolute error ~1e-32 of the edge terms: below 1e-18 of
-        # them decide exactly. A 0 is kept without that only when it is exact by structure:
+        # them decide exactly. A 0 is kept without that only when it is exact by construction:
         # every lead of the cycle at one temperature and every lead it exchanges charge with
         # at one chemical potential (bit for bit), so the energies telescope and the mu's
         # cancel exactly (the equilibrium).
@@ -526,6 +526,13 @@ def solve(energies, charges, gamma, mu, T, *, energies_lo=None, mu_lo=None,
             equilibrium &= (TT[0][..., u] == TT[0][..., w]) & (TT[1][..., u] == TT[1][..., w])
         for u, w in itertools.pairwise(charged):
             equilibrium &= (MU[0][..., u] == MU[0][..., w]) & (MU[1][..., u] == MU[1][..., w])
+        # ... or when no lead's numerator involves a chemical potential and each is exactly
+        # 0: degenerate levels (spin up and down at one eps) cancel bit for bit
+        if all(nv[v] == 0 for v in used):
+            degenerate = np.ones(batch, dtype=bool)
+            for v in used:
+                degenerate &= (Nv[v][0] == 0.0) & (Nv[v][1] == 0.0)
+            equilibrium |= degenerate
         A = (np.where(equilibrium, 0.0, A[0]), np.where(equilibrium, 0.0, A[1]))
         undecided = (np.abs(A[0]) <= 1e-18 * np.maximum(scale, edge_scale)) & ~equilibrium
         if np.any(undecided):  # cancelled to < 1e-18 of its terms: dd keeps < 1e-14, go exact
