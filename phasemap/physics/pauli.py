@@ -65,11 +65,11 @@ rates like ``e^{-740}`` and products of several of them neither underflow nor lo
 precision; only the final outputs are rounded to doubles. An output whose true value is below
 the smallest subnormal keeps its sign as ``+-5e-324``; no output is ``-0.0``.
 
-Cost per point (1e5 random points, numpy, one core; docs/model.md): two-state dot 4-7 us,
-four-state Anderson level 35-65 us, against 0.03 us for the closed form and 0.6-1.2 us for the
-previous flow-difference engine. The structure (cycles, forests) is enumerated once per
+Cost per point (1e5 random points, numpy, one core; docs/model.md): two-state dot 1.7-4.3 us,
+four-state Anderson level 35-65 us, against 0.02-0.05 us for the closed form and 0.3-1.2 us
+for the previous flow-difference engine. The structure (cycles, forests) is enumerated once per
 state graph and cached; evaluation is numpy over the batch. Measured accuracy against an
-independent 60-digit solution: worst 3.5e-14 relative (tests/test_pauli.py,
+independent 60-digit solution: worst 3.4e-14 relative (tests/test_pauli.py,
 tests/test_anderson.py, tests/test_ccdd.py).
 """
 
