@@ -19,6 +19,8 @@ import numpy as np
 from . import regimes
 from ._rows import BLOCK, RowKernel, at, block, block_done, block_out, work_codes, work_rows
 from .errors import ParameterError
+from .physics import anderson as _anderson
+from .physics import coulomb_coupled_dots as _ccdd
 from .physics import pauli as _pauli
 from .physics import single_level as _sl
 from .physics._vecmath import exp_nonpos, expm1_nonpos
@@ -512,6 +514,22 @@ def _single_level_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R, out=None
     return _rowwise(_single_level_fused, (eps, T, dT, dV, mu, gamma_L, gamma_R), OUTPUTS, out)
 
 
+def _signed_product(a, b):
+    """``a * b`` with the sign of its factors even where it underflows; never -0.0."""
+    with np.errstate(invalid="ignore"):
+        prod = a * b
+        prod = np.where((prod == 0.0) & (a != 0.0) & (b != 0.0),
+                        np.copysign(_sl.TINY, a) * np.sign(b), prod)
+    return np.asarray(prod + 0.0)
+
+
+def _classify(dT, dV, J, QL, QR, P):
+    """:func:`regimes.classify`; NaN (out-of-domain) points get its fall-through labels
+    without an ``invalid`` warning, as in the fused kernels."""
+    with np.errstate(invalid="ignore"):
+        return regimes.classify(dT, dV, J, QL, QR, P)
+
+
 def _pauli_single_dot_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, np.ndarray]:
     eps, T, dT, dV, mu, gL, gR = np.broadcast_arrays(eps, T, dT, dV, mu, gamma_L, gamma_R)
     shape = eps.shape
@@ -520,14 +538,13 @@ def _pauli_single_dot_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, 
     gamma = np.zeros((*shape, 2, 2, 2))
     gamma[..., 0, 0, 1] = gL
     gamma[..., 1, 0, 1] = gR
-    mus = np.stack([mu + 0.5 * dV, mu - 0.5 * dV], axis=-1)
-    temps = np.stack([T + 0.5 * dT, T - 0.5 * dT], axis=-1)
-    res = _pauli.solve(energies, charges, gamma, mus, temps)
+    mus, mus_lo, temps, temps_lo = _pauli.two_leads(mu, dV, T, dT)
+    res = _pauli.solve(energies, charges, gamma, mus, temps, mu_lo=mus_lo, T_lo=temps_lo)
     J = res.particle_current[..., 0]
     QL = res.heat_current[..., 0]
-    QR = -res.heat_current[..., 1]
-    P = dV * J  # two terminals: energy conservation gives Q_R - Q_L = dV J_L
-    reg, mach = regimes.classify(dT, dV, J, QL, QR, P)
+    QR = np.asarray(-res.heat_current[..., 1] + 0.0)
+    P = _signed_product(dV, J)  # two terminals: energy conservation gives Q_R - Q_L = dV J_L
+    reg, mach = _classify(dT, dV, J, QL, QR, P)
     return {"J_L": J, "Q_L": QL, "Q_R": QR, "P": P, "s": res.entropy_production,
             "p1": res.p[..., 1], "regime": reg, "machine": mach}
 
@@ -550,7 +567,7 @@ single_level = register(Model(
 
 pauli = register(Model(
     name="pauli",
-    version="1.0.0",
+    version="2.0.0",
     description="The same dot solved numerically by the generic batched Pauli master-equation "
                 "engine (phasemap.physics.pauli)",
     parameters=SINGLE_DOT_PARAMETERS,
@@ -603,4 +620,112 @@ resonant_level = register(Model(
     stored=RESONANT_LEVEL_OUTPUTS,
     extra={"validity": "exact at any coupling gamma/T (non-interacting level, Landauer)"},
     references=PAPER + "; Landauer formula with a Lorentzian transmission",
+))
+
+
+# --- models on the generic Pauli engine ---------------------------------------------------
+
+
+def _two_lead_outputs(res, dT, dV) -> dict[str, np.ndarray]:
+    """``J_L, Q_L, Q_R, P, s`` of the leads (L, R) = (0, 1) of a Pauli result; ``P = dV J_L``
+    (energy conservation) signed from its factors."""
+    J = res.particle_current[..., 0]
+    return {"J_L": J, "Q_L": res.heat_current[..., 0],
+            "Q_R": np.asarray(-res.heat_current[..., 1] + 0.0),
+            "P": _signed_product(dV, J), "s": res.entropy_production}
+
+
+ANDERSON_OUTPUTS = ("J_L", "Q_L", "Q_R", "P", "s", "n", "regime", "machine")
+
+
+def _anderson_kernel(eps, U, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, np.ndarray]:
+    eps, U, T, dT, dV, mu, gL, gR = np.broadcast_arrays(eps, U, T, dT, dV, mu, gamma_L,
+                                                        gamma_R)
+    res = _anderson.solve(eps, U, T, dT, dV, mu, gL, gR)
+    out = _two_lead_outputs(res, dT, dV)
+    out["n"] = _anderson.mean_charge(res.p)
+    out["regime"], out["machine"] = _classify(dT, dV, out["J_L"], out["Q_L"], out["Q_R"],
+                                              out["P"])
+    return out
+
+
+anderson = register(Model(
+    name="anderson",
+    version="1.0.0",
+    description="Spin-degenerate level with charging energy U (states 0, up, down, 2) between "
+                "two reservoirs, sequential tunnelling, generic Pauli engine",
+    parameters=(
+        SINGLE_DOT_PARAMETERS[0],
+        Parameter("U", "E0", 5.0, lower=0.0, description="charging energy of double occupation"),
+        *SINGLE_DOT_PARAMETERS[1:5],
+        Parameter("gamma_L", "gamma0", 2.0, lower=0.0, lower_open=True,
+                  description="bare tunnelling rate per spin channel, left lead"),
+        Parameter("gamma_R", "gamma0", 2.0, lower=0.0, lower_open=True,
+                  description="bare tunnelling rate per spin channel, right lead"),
+    ),
+    kernel=_anderson_kernel,
+    outputs=ANDERSON_OUTPUTS,
+    stored=ANDERSON_OUTPUTS,
+    constraints=(POSITIVE_LEAD_TEMPERATURES,),
+))
+
+
+CCDD_OUTPUTS = ("J_L", "Q_L", "Q_R", "Q_G", "P", "s", "regime", "machine")
+
+
+def ccdd_labels(dT, dV, T, T_G, J, QL, QR, P):
+    """Labels of the L-R conductor with reservoir G as a third source (docs/regimes.md).
+
+    The paper's rules on ``(dT, dV, J_L, Q_L, Q_R, P = dV J_L)`` in the forward frame of the
+    L-R affinities; G is a heat source, not a bias. One change: at ``dT = dV = 0`` the point is
+    ``equilibrium`` only if G is at the leads' temperature (``T_G = T``; ``mu_G`` does not
+    drive: G exchanges no net charge); otherwise G alone drives a current, the L-R conductor
+    has no forward direction and the point is labelled ``reversible`` if ``J_L = 0``, else
+    ``conventional``.
+    """
+    reg, mach = _classify(dT, dV, J, QL, QR, P)
+    driven = (dT == 0.0) & (dV == 0.0) & (T_G != T)
+    reg = np.where(driven, np.where(J == 0.0, regimes.REVERSIBLE, regimes.CONVENTIONAL),
+                   reg).astype(np.int8)
+    return reg, mach
+
+
+def _ccdd_kernel(eps, eps_G, U, T, dT, dV, mu, T_G, mu_G, gamma_L, gamma_R, gamma_G,
+                 gamma_L_U, gamma_R_U) -> dict[str, np.ndarray]:
+    args = np.broadcast_arrays(eps, eps_G, U, T, dT, dV, mu, T_G, mu_G, gamma_L, gamma_R,
+                               gamma_G, gamma_L_U, gamma_R_U)
+    res = _ccdd.solve(*args)
+    T, dT, dV, T_G = args[3], args[4], args[5], args[7]
+    out = _two_lead_outputs(res, dT, dV)
+    out["Q_G"] = res.heat_current[..., 2]
+    out["regime"], out["machine"] = ccdd_labels(dT, dV, T, T_G, out["J_L"], out["Q_L"],
+                                                out["Q_R"], out["P"])
+    return {name: out[name] for name in CCDD_OUTPUTS}
+
+
+coulomb_coupled_dots = register(Model(
+    name="coulomb_coupled_dots",
+    version="1.0.0",
+    description="Conductor dot between L and R capacitively coupled (U) to a gate dot fed by "
+                "a third reservoir G (Sanchez-Buttiker harvester), generic Pauli engine",
+    parameters=(
+        Parameter("eps", "E0", 0.0, description="level of the conductor dot"),
+        Parameter("eps_G", "E0", 0.0, description="level of the gate dot"),
+        Parameter("U", "E0", 5.0, description="interdot charging energy"),
+        *SINGLE_DOT_PARAMETERS[1:5],
+        Parameter("T_G", "E0", 7.5, lower=0.0, lower_open=True,
+                  description="temperature of reservoir G"),
+        Parameter("mu_G", "E0", 0.0, description="chemical potential of reservoir G"),
+        *SINGLE_DOT_PARAMETERS[5:7],
+        Parameter("gamma_G", "gamma0", 2.0, lower=0.0, lower_open=True,
+                  description="bare tunnelling rate of the gate dot to G"),
+        Parameter("gamma_L_U", "gamma0", 2.0, lower=0.0, lower_open=True,
+                  description="left-lead rate of the conductor dot with the gate dot full"),
+        Parameter("gamma_R_U", "gamma0", 2.0, lower=0.0, lower_open=True,
+                  description="right-lead rate of the conductor dot with the gate dot full"),
+    ),
+    kernel=_ccdd_kernel,
+    outputs=CCDD_OUTPUTS,
+    stored=CCDD_OUTPUTS,
+    constraints=(POSITIVE_LEAD_TEMPERATURES,),
 ))

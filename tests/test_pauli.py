@@ -1,18 +1,28 @@
-"""The generic Pauli master-equation engine on a dot with more than two states.
+"""The generic Pauli master-equation engine and the ``pauli`` model.
 
 An interacting two-orbital dot: states 0, 1a, 1b, 2 with charges 0, 1, 1, 2 and energies
 0, e_a, e_b, e_a + e_b + U, coupled to three reservoirs. Invariants: normalised non-negative
 probabilities, particle and energy conservation, the second law (and eq. 9 = Clausius), and
 detailed balance / the grand-canonical Gibbs state at equilibrium.
+
+The ``pauli`` model against an independent 60-digit Pauli solution (``tests/mp_pauli.py``) on
+random points, near equilibrium, on the reversible level eps_r = mu - T dV/dT, deep in the
+Fermi tails (|x| up to 700, and beyond) and at extreme rate ratios. Contract (issue 13, §2):
+identical labels everywhere; relative error <= 1e-10 on J_L, Q_L, Q_R, s wherever |x| <= 700
+and the true value is a normal double; thresholds equal to the closed forms' to 1e-9.
 """
 
 from __future__ import annotations
 
+import mp_pauli
+import mpmath as mp
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import phasemap
+from phasemap.models import get_model
 from phasemap.physics import pauli
 from phasemap.physics.single_level import single_level
 
@@ -228,3 +238,218 @@ def test_occupation_ratios_beyond_1e308_do_not_overflow(eps):
     assert np.sign(res.particle_current[0]) == np.sign(ref["J_L"]) != 0
     # (the far end is subnormal: allow its absolute resolution)
     assert res.particle_current[0] == pytest.approx(float(ref["J_L"]), rel=1e-6, abs=1e-321)
+
+
+# --- the pauli model against 60 digits ------------------------------------------------
+
+NORMAL = 2.2250738585072014e-308
+
+
+def _points(seed=20261201):
+    rng = np.random.default_rng(seed)
+    rows = []
+
+    def rates(n, spread=3.0):
+        return 10.0 ** rng.uniform(-spread, spread, n), 10.0 ** rng.uniform(-spread, spread, n)
+
+    n = 120  # random
+    T = 10.0 ** rng.uniform(-1, 1, n)
+    gL, gR = rates(n)
+    rows += list(zip(rng.uniform(-40, 40, n) * T, T, rng.uniform(-1.98, 1.98, n) * T,
+                     rng.uniform(-20, 20, n) * T, rng.uniform(-5, 5, n), gL, gR, strict=True))
+    n = 60  # near equilibrium
+    T = 10.0 ** rng.uniform(-1, 1, n)
+    gL, gR = rates(n)
+    small = 10.0 ** rng.uniform(-14, -6, (2, n)) * rng.choice([-1.0, 1.0], (2, n)) * T
+    rows += list(zip(rng.uniform(-10, 10, n) * T, T, small[0], small[1], rng.uniform(-1, 1, n),
+                     gL, gR, strict=True))
+    n = 60  # on eps_r (rounded to a double: the exact value is a hair off the root)
+    T = 10.0 ** rng.uniform(-1, 1, n)
+    dT = rng.uniform(-1.9, 1.9, n) * T
+    dV = rng.uniform(-5, 5, n) * T
+    mu = rng.uniform(-1, 1, n)
+    gL, gR = rates(n)
+    rows += list(zip(mu - T * dV / dT, T, dT, dV, mu, gL, gR, strict=True))
+    n = 60  # deep tails
+    T = 10.0 ** rng.uniform(-1, 1, n)
+    x = rng.uniform(200, 760, n) * rng.choice([-1.0, 1.0], n)
+    dT = rng.uniform(-0.002, 0.002, n) * T
+    dV = rng.uniform(-0.5, 0.5, n) * T
+    gL, gR = rates(n, 1.0)
+    rows += list(zip(x * T, T, dT, dV, np.zeros(n), gL, gR, strict=True))
+    n = 40  # extreme rate ratios, up to 1e6
+    T = 10.0 ** rng.uniform(-1, 1, n)
+    big = 10.0 ** rng.uniform(2.5, 3, n)
+    small_rate = big * 10.0 ** -rng.uniform(5, 6, n)
+    swap = rng.random(n) < 0.5
+    rows += list(zip(rng.uniform(-30, 30, n) * T, T, rng.uniform(-1.9, 1.9, n) * T,
+                     rng.uniform(-10, 10, n) * T, np.zeros(n), np.where(swap, big, small_rate),
+                     np.where(swap, small_rate, big), strict=True))
+    n = 60  # hard corners: T <= 1e-3, |dT| within 1e-7 of 2T, |dV|/T up to 1e3
+    T = 10.0 ** rng.uniform(-5, -3, n)
+    sgn = rng.choice([-1.0, 1.0], n)
+    dT = (2.0 - 10.0 ** rng.uniform(-7, -2, n)) * T * sgn
+    dV = rng.uniform(-1e3, 1e3, n) * T
+    T_cold = T - np.abs(dT) / 2
+    # the level within 20 T_cold of the cold lead's mu (else |x| ~ 1e9 there)
+    eps = -sgn * dV / 2 + rng.uniform(-20, 20, n) * T_cold
+    gL, gR = rates(n)
+    rows += list(zip(eps, T, dT, dV, np.zeros(n), gL, gR, strict=True))
+    n = 40  # exactly on mu_L or on mu_R (eps - mu_v = 0: that lead's x is 0)
+    T = 10.0 ** rng.uniform(-1, 1, n)
+    dV = rng.uniform(-5, 5, n) * T
+    onL = rng.random(n) < 0.5
+    gL, gR = rates(n)
+    rows += list(zip(np.where(onL, dV / 2, -dV / 2), T, rng.uniform(-1.9, 1.9, n) * T, dV,
+                     np.zeros(n), gL, gR, strict=True))
+    return np.array(rows)
+
+
+NAMES = ("eps", "T", "dT", "dV", "mu", "gamma_L", "gamma_R")
+
+
+@pytest.fixture(scope="module")
+def comparison():
+    pts = _points()
+    got = get_model("pauli")(**{k: pts[:, i] for i, k in enumerate(NAMES)})
+    refs = [mp_pauli.single_dot(*map(float, row)) for row in pts]
+    return pts, got, refs
+
+
+def test_labels_identical_to_the_reference(comparison):
+    pts, got, refs = comparison
+    bad = []
+    for i, (row, ref) in enumerate(zip(pts, refs, strict=True)):
+        vals = [mp_pauli.to_float(ref[k]) for k in ("J_L", "Q_L", "Q_R")]
+        want = mp_pauli.labels(row[2], row[3], *vals)
+        have = (int(got["regime"][i]), int(got["machine"][i]))
+        if want != have:
+            bad.append((tuple(row), want, have))
+    assert not bad, bad[:5]
+    # the sets exercise every sign: both signs of J_L among non-equilibrium points
+    assert (got["J_L"] > 0).sum() > 50 and (got["J_L"] < 0).sum() > 50
+
+
+@pytest.mark.parametrize("name", ["J_L", "Q_L", "Q_R", "s"])
+def test_relative_error_against_60_digits(comparison, name):
+    _pts, got, refs = comparison
+    worst = 0.0
+    checked = 0
+    for i, ref in enumerate(refs):
+        true = ref[name]
+        if ref["xmax"] > 700 or abs(true) < NORMAL:
+            continue
+        checked += 1
+        worst = max(worst, float(abs((mp.mpf(got[name][i]) - true) / true)))
+    print(f"{name}: worst relative error {worst:.2e} over {checked} points")
+    assert checked > 300
+    assert worst <= 1e-10, worst
+
+
+def test_signs_exact_and_no_negative_zero(comparison):
+    pts, got, refs = comparison
+    for name in ("J_L", "Q_L", "Q_R", "s", "P"):
+        assert not np.any(np.signbit(got[name]) & (got[name] == 0.0)), name
+    for i, ref in enumerate(refs):
+        for name in ("J_L", "Q_L", "Q_R", "s"):
+            assert np.sign(got[name][i]) == int(mp.sign(ref[name])), (pts[i], name)
+    assert np.all(got["s"] >= 0.0)
+
+
+def test_entropy_equals_clausius(comparison):
+    pts, got, _ = comparison
+    T, dT = pts[:, 1], pts[:, 2]
+    TL, TR = T + dT / 2, T - dT / 2
+    # s = Q_R/T_R - Q_L/T_L; the two terms may cancel, so compare against their magnitude
+    clausius = got["Q_R"] / TR - got["Q_L"] / TL
+    scale = np.abs(got["Q_R"] / TR) + np.abs(got["Q_L"] / TL)
+    ok = np.abs(got["s"] - clausius) <= 1e-13 * scale + 1e-300
+    assert ok.all()
+
+
+def _threshold_cases(seed=11, n=6):
+    """(along, analytic root of J_L = 0, other parameters, bracket), mu = 0:
+    J_L vanishes where (eps - mu) dT + T dV = 0 (the reversible level)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < 4 * n:
+        T = rng.uniform(1, 10)
+        dT = rng.uniform(0.2, 1.8) * T * rng.choice([-1.0, 1.0])
+        eps, dV = rng.uniform(-20, 20), rng.uniform(-10, 10)
+        cand = [("eps", -T * dV / dT, dict(T=T, dT=dT, dV=dV)),
+                ("dV", -eps * dT / T, dict(eps=eps, T=T, dT=dT)),
+                ("dT", -T * dV / eps, dict(eps=eps, T=T, dV=dV)),
+                ("T", -eps * dT / dV, dict(eps=eps, dT=dT, dV=dV))]
+        for along, root, kw in cand:
+            if sum(c[0] == along for c in out) >= n:
+                continue
+            if along == "dT":
+                if not abs(root) < 1.5 * T:
+                    continue
+                bracket = (max(root - 3, -1.9 * T), min(root + 2.5, 1.9 * T))
+            elif along == "T":
+                if not root > 0.6 * abs(dT):
+                    continue
+                bracket = (max(0.52 * abs(dT), 0.5 * root), 1.7 * root)
+            else:
+                bracket = (root - 3, root + 2.5)
+            out.append((along, root, kw, bracket))
+    return out
+
+
+@pytest.mark.parametrize("along,root,kw,bracket", _threshold_cases())
+def test_thresholds_match_the_closed_forms(along, root, kw, bracket):
+    got = float(phasemap.threshold(along, "pauli", bracket=bracket, **kw))
+    closed = float(phasemap.threshold(along, "single_level", bracket=bracket, **kw))
+    assert abs(got - root) <= 1e-9 * max(1.0, abs(root))
+    assert abs(got - closed) <= 1e-9 * max(1.0, abs(root))
+
+
+def test_exact_zero_on_the_reversible_level():
+    """Where (eps - mu) dT + T dV is exactly 0 in rationals (a grid point on eps_r), J_L is
+    exactly 0 and the label is 'reversible', as the closed form says; next to it, exact signs.
+    Fails with differences of flows, which leave rounding noise of either sign."""
+    eps = np.linspace(-30, 30, 241)[:, None]
+    dV = np.linspace(-30, 30, 241)[None, :]
+    a = get_model("pauli")(eps=eps, T=7.5, dT=5.0, dV=dV)
+    b = get_model("single_level")(eps=eps, T=7.5, dT=5.0, dV=dV)
+    assert (b["J_L"] == 0).sum() > 50
+    np.testing.assert_array_equal(a["J_L"] == 0, b["J_L"] == 0)
+    np.testing.assert_array_equal(a["regime"], b["regime"])
+    np.testing.assert_array_equal(a["machine"], b["machine"])
+    np.testing.assert_array_equal(np.sign(a["Q_L"]), np.sign(b["Q_L"]))
+
+
+def test_nan_input_gives_nan_without_warnings():
+    out = get_model("pauli")(eps=np.array([np.nan, 1.0]), T=7.5, dT=1.0, dV=1.0)
+    assert np.isnan(out["J_L"][0]) and np.isfinite(out["J_L"][1])
+
+
+def test_rates_and_transitions_are_exposed():
+    """The fields noise is built on: W_in/W_out per lead and transition, ii, jj, p."""
+    E, gamma, res = interacting_dot(0.5, 1.5, 3.0, [[1, 2, 1, 0.5], [0.5, 1, 2, 1],
+                                                    [0.2, 0.2, 0.2, 0.2]],
+                                    mu=[3.0, -3.0, 0.0], T=[2.0, 1.0, 1.5])
+    assert res.W_in.shape == res.W_out.shape == (3, len(res.ii))
+    # the flows rebuilt from them give the engine's particle currents
+    flows = res.W_in * res.p[res.ii] - res.W_out * res.p[res.jj]
+    np.testing.assert_allclose(flows.sum(axis=-1), res.particle_current, rtol=1e-12,
+                               atol=1e-15)
+    for k, (i, j) in enumerate(zip(res.ii, res.jj, strict=True)):
+        assert CHARGES[j] == CHARGES[i] + 1
+        x = (E[j] - E[i] - np.array([3.0, -3.0, 0.0])) / np.array([2.0, 1.0, 1.5])
+        np.testing.assert_allclose(res.W_in[:, k], gamma[:, i, j] / (1 + np.exp(x)),
+                                   rtol=1e-14)
+
+
+@pytest.mark.parametrize("dV,dT", [(-3.5e-255, 0.0), (1e-40, 0.0), (0.0, 3e-200), (1e-30, -2e-29)])
+def test_biases_far_below_the_double_double_resolution(dV, dT):
+    """mu_L - mu_R = 1e-255 next to mu = 0.3: eps - mu_L then needs three doubles, its
+    double-double value cancels to exactly 0 against eps - mu_R, and the exact rational
+    affinity must take over (the current was 0 instead of ~1e-256)."""
+    kw = dict(eps=-3.58, T=2.26, dT=dT, dV=dV, mu=0.3, gamma_L=6.4, gamma_R=0.62)
+    got = get_model("pauli")(**kw)
+    ref = mp_pauli.single_dot(**kw)
+    for name in ("J_L", "Q_L", "Q_R"):
+        assert float(got[name]) == pytest.approx(mp_pauli.to_float(ref[name]), rel=1e-12)
+    assert float(got["s"]) > 0.0
