@@ -139,3 +139,46 @@ def test_a_user_model_through_the_cli_and_http(toy, tmp_path):
         assert [p["name"] for p in described["parameters"]] == ["eps", "T", "lam"]
         assert {o["name"]: o.get("flags") for o in described["outputs"]}["flag"] == \
             ["below", "above"]
+
+
+# --- a user's Pauli model in a few lines (docs/models.md) ------------------------------------
+
+def _two_orbitals():
+    from phasemap.models import available_models
+    from phasemap.pauli_model import TWO_LEAD_PARAMETERS, pauli_model
+
+    if "two_orbitals" in available_models():
+        return get_model("two_orbitals")
+
+    def energies(eps, delta, **_):
+        return [0.0, eps, eps + delta]          # empty, orbital a, orbital b
+
+    def rates(gamma_L, gamma_R, **_):
+        return {("L", 0, 1): gamma_L, ("R", 0, 1): gamma_R,
+                ("L", 0, 2): gamma_L, ("R", 0, 2): gamma_R}
+
+    return register(pauli_model(
+        "two_orbitals", version="1", description="two orbitals, no double occupancy",
+        charges=[0, 1, 1], energies=energies, rates=rates,
+        parameters=(*TWO_LEAD_PARAMETERS, Parameter("delta", "E0", 1.0, lower=0.0)),
+        extra={Output("n_b", long_name="occupation of orbital b", signed=False):
+               lambda result, params: result.p[..., 2]}))
+
+
+def test_pauli_model_factory_reproduces_known_limits():
+    _two_orbitals()
+    eps = np.linspace(-30, 30, 61)
+    common = {"T": 7.5, "dT": 5.0, "dV": 5.0, "gamma_L": 2.0, "gamma_R": 0.5}
+    far = phasemap.evaluate(model="two_orbitals", eps=eps, delta=1e4, **common)
+    single = phasemap.evaluate(model="single_level", eps=eps, **common)
+    np.testing.assert_allclose(far.J_L, single.J_L, rtol=1e-12)
+    assert (far.regime.values == single.regime.values).all()
+    # two degenerate orbitals with no double occupancy: the U -> infinity Anderson formula
+    deg = phasemap.evaluate(model="two_orbitals", eps=eps, delta=0.0, **common)
+    TL, TR = 7.5 + 2.5, 7.5 - 2.5
+    fL, fR = 1 / (1 + np.exp((eps - 2.5) / TL)), 1 / (1 + np.exp((eps + 2.5) / TR))
+    expected = 2 * 2.0 * 0.5 * (fL - fR) / (2.0 * (1 + fL) + 0.5 * (1 + fR))
+    np.testing.assert_allclose(deg.J_L, expected, rtol=1e-12)
+    assert ((deg.n_b > 0) & (deg.n_b < 0.5)).all()  # two orbitals share one electron
+    assert deg.n_b.attrs["long_name"] == "occupation of orbital b"
+    assert (deg.s >= 0).all()
