@@ -21,6 +21,9 @@ from ._rows import BLOCK, RowKernel, at, block, block_done, block_out, work_code
 from .errors import ParameterError
 from .physics import anderson as _anderson
 from .physics import coulomb_coupled_dots as _ccdd
+from .physics import fcs as _fcs
+from .physics import merit as _merit
+from .physics import noise as _noise
 from .physics import pauli as _pauli
 from .physics import single_level as _sl
 from .physics._vecmath import exp_nonpos, expm1_nonpos
@@ -175,6 +178,12 @@ class Model:
     kernel_out: bool = False
     #: Citation of the model's source (dataset attribute ``references``).
     references: str = ""
+    #: ``post(outputs: dict, params: dict) -> dict``: outputs computed from the kernel's
+    #: (or ``derive``'s) outputs and the parameters, e.g. figures of merit. Their names are
+    #: listed in ``outputs`` like any other; ``kernel`` and ``derive`` are wrapped so that
+    #: every caller (evaluate, the store) gets them, and they are never stored.
+    post: Callable[[dict, dict], dict] | None = None
+    post_outputs: tuple[str, ...] = ()
     extra: Mapping[str, object] = field(default_factory=dict)
     _specs: Mapping[str, Output] = field(default_factory=dict, repr=False, compare=False)
 
@@ -191,13 +200,17 @@ class Model:
                              "outputs")
         object.__setattr__(self, "outputs", tuple(specs))
         object.__setattr__(self, "_specs", specs)
-        stored = tuple(specs) if self.stored is None else tuple(self.stored)
+        stored = tuple(s for s in specs if s not in self.post_outputs) \
+            if self.stored is None else tuple(self.stored)
         unknown = [s for s in stored if s not in specs]
         if unknown:
             raise ValueError(f"model {self.name!r}: stored outputs {unknown} are not outputs")
-        if len(stored) < len(specs) and self.derive is None:
-            raise ValueError(f"model {self.name!r}: outputs that are not stored need derive=")
         object.__setattr__(self, "stored", stored)
+        if self.post is not None:
+            _wrap_post(self)
+        missing = set(specs) - set(stored) - set(self.post_outputs)
+        if missing and self.derive is None:
+            raise ValueError(f"model {self.name!r}: outputs that are not stored need derive=")
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -254,6 +267,36 @@ class Model:
         args = self.defaults() | params
         return self.kernel(**{k: np.asarray(args[k], dtype=np.float64)
                               for k in self.param_names})
+
+
+def _wrap_post(model: Model) -> None:
+    """Make ``model.kernel`` and ``model.derive`` also return ``model.post``'s outputs."""
+    post, names = model.post, model.post_outputs
+    base = tuple(o for o in model.outputs if o not in names)
+    kernel, derive, takes_out = model.kernel, model.derive, model.kernel_out
+    assert post is not None
+
+    def full_kernel(**kw):
+        out = kw.pop("out", None)
+        if takes_out:
+            got = kernel(out=None if out is None else {k: out[k] for k in base}, **kw)
+        else:
+            got = kernel(**kw)
+        extra = post(got, kw)
+        if out is not None:
+            for k in names:
+                out[k][...] = extra[k]
+            return out
+        return {**got, **{k: extra[k] for k in names}}
+
+    object.__setattr__(model, "kernel", full_kernel)
+    if derive is not None:
+        def full_derive(stored, **kw):
+            got = derive(stored, **kw)
+            extra = post({**stored, **got}, kw)
+            return {**got, **{k: extra[k] for k in names}}
+
+        object.__setattr__(model, "derive", full_derive)
 
 
 _REGISTRY: dict[str, Model] = {}
@@ -320,6 +363,28 @@ def available_models() -> tuple[str, ...]:
 # --- the single-level dot ---------------------------------------------------------------
 
 PAPER = "Y. Zhang and X. Lü, Phys. Rev. E 111, 044112 (2025), arXiv:2408.07882"
+
+#: Figures of merit of every two-terminal model (docs/merit.md), computed from its outputs.
+MERIT_OUTPUTS = ("power", "eta", "eta_over_carnot", "cop", "cop_over_carnot", "cop_heating",
+                 "cop_heating_over_carnot", "merit_flag")
+#: Current fluctuations: zero-frequency particle-current noise, Fano factor, TUR ratio.
+NOISE_OUTPUTS = ("noise_J", "fano", "tur")
+
+
+def two_terminal_merit(outputs: dict, params: dict) -> dict[str, np.ndarray]:
+    """Figures of merit from ``P, Q_L, Q_R`` and the lead temperatures ``T ± dT/2``."""
+    T, dT = params["T"], params["dT"]
+    return _merit.figures_of_merit(outputs["P"], outputs["Q_L"], outputs["Q_R"],
+                                   T + 0.5 * dT, T - 0.5 * dT, dT=dT)
+
+
+def _single_level_post(outputs: dict, params: dict) -> dict[str, np.ndarray]:
+    """Figures of merit and the closed-form noise of the single level."""
+    out = two_terminal_merit(outputs, params)
+    S = _noise.single_level_noise(*(params[k] for k in ("eps", "T", "dT", "dV", "mu",
+                                                         "gamma_L", "gamma_R")))
+    out.update(_noise.fluctuation_outputs(S, outputs["J_L"], outputs["s"]))
+    return out
 
 
 SINGLE_DOT_PARAMETERS = (
@@ -546,16 +611,32 @@ def _pauli_single_dot_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, 
     P = _signed_product(dV, J)  # two terminals: energy conservation gives Q_R - Q_L = dV J_L
     reg, mach = _classify(dT, dV, J, QL, QR, P)
     return {"J_L": J, "Q_L": QL, "Q_R": QR, "P": P, "s": res.entropy_production,
-            "p1": res.p[..., 1], "regime": reg, "machine": mach}
+            "p1": res.p[..., 1], "regime": reg, "machine": mach,
+            **pauli_fluctuations(res, J, res.entropy_production)}
+
+
+def pauli_fluctuations(res, J: np.ndarray, s: np.ndarray, lead: int | None = None
+                       ) -> dict[str, np.ndarray]:
+    """``noise_J``, ``fano``, ``tur`` of a Pauli result from its counting-field generator
+    (:mod:`phasemap.physics.fcs`): two leads are counted where it is most accurate, more
+    leads at ``lead`` (default 0, the left one)."""
+    if res.W_in.shape[-2] == 2 and lead is None:
+        S = _fcs.particle_noise(res.W_in, res.W_out, res.ii, res.jj, res.p)
+    else:
+        S = _fcs.noise(res.W_in, res.W_out, res.ii, res.jj, res.p, lead=lead or 0)
+    return _noise.fluctuation_outputs(S, J, s)
 
 
 single_level = register(Model(
     name="single_level",
-    version="1.1.0",
+    version="1.2.0",
     description="Single-level quantum dot between two reservoirs, sequential tunnelling, "
                 "closed form (Zhang & Lü, PRE 111, 044112 (2025))",
     parameters=SINGLE_DOT_PARAMETERS,
     kernel=_single_level_kernel,
+    outputs=(*OUTPUTS, *MERIT_OUTPUTS, *NOISE_OUTPUTS),
+    post=_single_level_post,
+    post_outputs=(*MERIT_OUTPUTS, *NOISE_OUTPUTS),
     constraints=(POSITIVE_LEAD_TEMPERATURES,),
     closed_form=True,
     kernel_out=True,
@@ -567,11 +648,14 @@ single_level = register(Model(
 
 pauli = register(Model(
     name="pauli",
-    version="2.0.0",
+    version="2.1.0",
     description="The same dot solved numerically by the generic batched Pauli master-equation "
                 "engine (phasemap.physics.pauli)",
     parameters=SINGLE_DOT_PARAMETERS,
     kernel=_pauli_single_dot_kernel,
+    outputs=(*OUTPUTS, *NOISE_OUTPUTS, *MERIT_OUTPUTS),
+    post=two_terminal_merit,
+    post_outputs=MERIT_OUTPUTS,
     constraints=(POSITIVE_LEAD_TEMPERATURES,),
     references=PAPER,
 ))
@@ -607,14 +691,16 @@ def _resonant_level_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, np
 
 resonant_level = register(Model(
     name="resonant_level",
-    version="1.0.1",
+    version="1.1.0",
     description="Non-interacting level with lifetime broadening between two reservoirs, "
                 "coherent (Landauer) transport, exact at any coupling; closed form through "
                 "the digamma function (docs/model.md, 'The resonant level'); tends to "
                 "single_level as (gamma_L + gamma_R)/T -> 0",
     parameters=SINGLE_DOT_PARAMETERS,
     kernel=_resonant_level_kernel,
-    outputs=RESONANT_LEVEL_OUTPUTS,
+    outputs=(*RESONANT_LEVEL_OUTPUTS, *MERIT_OUTPUTS),
+    post=two_terminal_merit,
+    post_outputs=MERIT_OUTPUTS,
     constraints=(POSITIVE_LEAD_TEMPERATURES,),
     closed_form=True,
     stored=RESONANT_LEVEL_OUTPUTS,
@@ -635,7 +721,7 @@ def _two_lead_outputs(res, dT, dV) -> dict[str, np.ndarray]:
             "P": _signed_product(dV, J), "s": res.entropy_production}
 
 
-ANDERSON_OUTPUTS = ("J_L", "Q_L", "Q_R", "P", "s", "n", "regime", "machine")
+ANDERSON_OUTPUTS = ("J_L", "Q_L", "Q_R", "P", "s", "n", *NOISE_OUTPUTS, "regime", "machine")
 
 
 def _anderson_kernel(eps, U, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, np.ndarray]:
@@ -644,6 +730,7 @@ def _anderson_kernel(eps, U, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, np.nd
     res = _anderson.solve(eps, U, T, dT, dV, mu, gL, gR)
     out = _two_lead_outputs(res, dT, dV)
     out["n"] = _anderson.mean_charge(res.p)
+    out.update(pauli_fluctuations(res, out["J_L"], out["s"]))
     out["regime"], out["machine"] = _classify(dT, dV, out["J_L"], out["Q_L"], out["Q_R"],
                                               out["P"])
     return out
@@ -651,7 +738,7 @@ def _anderson_kernel(eps, U, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, np.nd
 
 anderson = register(Model(
     name="anderson",
-    version="1.0.0",
+    version="1.1.0",
     description="Spin-degenerate level with charging energy U (states 0, up, down, 2) between "
                 "two reservoirs, sequential tunnelling, generic Pauli engine",
     parameters=(
@@ -664,13 +751,15 @@ anderson = register(Model(
                   description="bare tunnelling rate per spin channel, right lead"),
     ),
     kernel=_anderson_kernel,
-    outputs=ANDERSON_OUTPUTS,
+    outputs=(*ANDERSON_OUTPUTS, *MERIT_OUTPUTS),
+    post=two_terminal_merit,
+    post_outputs=MERIT_OUTPUTS,
     stored=ANDERSON_OUTPUTS,
     constraints=(POSITIVE_LEAD_TEMPERATURES,),
 ))
 
 
-CCDD_OUTPUTS = ("J_L", "Q_L", "Q_R", "Q_G", "P", "s", "regime", "machine")
+CCDD_OUTPUTS = ("J_L", "Q_L", "Q_R", "Q_G", "P", "s", *NOISE_OUTPUTS, "regime", "machine")
 
 
 def ccdd_labels(dT, dV, T, T_G, J, QL, QR, P):
@@ -698,6 +787,7 @@ def _ccdd_kernel(eps, eps_G, U, T, dT, dV, mu, T_G, mu_G, gamma_L, gamma_R, gamm
     T, dT, dV, T_G = args[3], args[4], args[5], args[7]
     out = _two_lead_outputs(res, dT, dV)
     out["Q_G"] = res.heat_current[..., 2]
+    out.update(pauli_fluctuations(res, out["J_L"], out["s"], lead=0))
     out["regime"], out["machine"] = ccdd_labels(dT, dV, T, T_G, out["J_L"], out["Q_L"],
                                                 out["Q_R"], out["P"])
     return {name: out[name] for name in CCDD_OUTPUTS}
@@ -705,7 +795,7 @@ def _ccdd_kernel(eps, eps_G, U, T, dT, dV, mu, T_G, mu_G, gamma_L, gamma_R, gamm
 
 coulomb_coupled_dots = register(Model(
     name="coulomb_coupled_dots",
-    version="1.0.0",
+    version="1.1.0",
     description="Conductor dot between L and R capacitively coupled (U) to a gate dot fed by "
                 "a third reservoir G (Sanchez-Buttiker harvester), generic Pauli engine",
     parameters=(
