@@ -93,7 +93,7 @@ def test_output_declarations_are_checked():
     sl = get_model("single_level")
     assert sl.dtype_of("regime") == np.int8
     assert sl.dtype_of("J_L", "float32") == np.float32
-    assert sl.labels == ("regime", "machine")
+    assert sl.labels == ("regime", "machine", "merit_flag")
     with pytest.raises(ParameterError) as e:
         sl.output("nope")
     assert e.value.param == "output"

@@ -35,8 +35,8 @@ ANOMALIES = ("anomalous_thermodiffusion", "absolute_negative_mobility",
 
 #: The paper's Fig. 5 point: ε = -15, T = 7.5; ΔT_th at ΔV = 5 (2.5) and ΔV_th at ΔT = 5 (10).
 FIG5 = {"eps": -15.0, "T": 7.5}
-DT_TH_AT = {"dV": 5.0}
-DV_TH_AT = {"dT": 5.0}
+DT_TH_AT: dict[str, Any] = {"dV": 5.0}
+DV_TH_AT: dict[str, Any] = {"dT": 5.0}
 
 #: U/T and Γ/T at which thresholds are followed.
 U_OVER_T = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
@@ -201,12 +201,22 @@ def threshold_curves():
                       scale={"gamma_R": 1.0})
     ux = np.asarray(U_OVER_T)
     gx = np.asarray(GAMMA_OVER_T)
-    a = (h.Curve((ux, u["dT_th"].values), "U/T", "ΔT_th", label="ΔT_th (ΔV = 5)")
-         * h.Curve((ux, u["dV_th"].values / 4), "U/T", "ΔT_th", label="ΔV_th / 4 (ΔT = 5)"))
-    b = (h.Curve((gx, g["dT_th"].values), "Γ/T", "ΔT_th", label="ΔT_th (ΔV = 5)")
-         * h.Curve((gx, g["dV_th"].values / 4), "Γ/T", "ΔT_th", label="ΔV_th / 4 (ΔT = 5)"))
-    ref = h.HLine(2.5) * h.HLine(10.0 / 4)
-    _hv.style(ref, color="grey", bokeh={"line_dash": "dotted"}, mpl={"linestyle": ":"})
+
+    def pair(x, found, kdim):
+        dT = h.Curve((x, found["dT_th"].values), kdim, "ΔT_th", label="ΔT_th (ΔV = 5)")
+        dV = h.Curve((x, found["dV_th"].values / 4), kdim, "ΔT_th",
+                     label="ΔV_th / 4 (ΔT = 5)")
+        _hv.style(dT, color="#1F4E9C", bokeh={"line_width": 2}, mpl={"linewidth": 1.8})
+        _hv.style(dV, color="#C23B22", bokeh={"line_width": 2, "line_dash": "dashed"},
+                  mpl={"linewidth": 1.8, "linestyle": "--"})
+        return dT * dV
+
+    a = pair(ux, u, "U/T")
+    b = pair(gx, g, "Γ/T")
+    lines = [h.HLine(2.5), h.HLine(10.0 / 4)]
+    for line in lines:
+        _hv.style(line, color="grey", bokeh={"line_dash": "dotted"}, mpl={"linestyle": ":"})
+    ref = lines[0] * lines[1]
     _hv.style(b, mpl={"logx": True}, bokeh={"logx": True})
     return h.Layout([a * ref, b * ref]).cols(2), {"anderson": u, "resonant_level": g}
 
@@ -217,5 +227,53 @@ def ccdd_maps(data: Mapping[str, xr.Dataset]):
     a = phase_map(ds, "eps", "dV", thresholds=False, title="regime (L–R conductor)")
     b = value_map(ds, "J_L", "eps", "dV", cmap="RdBu_r", title="J_L, heat from G at ΔT = 0")
     lim = float(np.nanmax(np.abs(ds["J_L"].values)))
-    b = b.opts(clim=(-lim, lim), backend="matplotlib").opts(clim=(-lim, lim), backend="bokeh")
+    b = b.map(lambda el: _hv.style(el, clim=(-lim, lim)), [h.Image, h.QuadMesh])
     return h.Layout([a, b]).cols(2)
+
+
+# --- the figures `phasemap figures` writes (plot.figures.FIGURES) ---------------------------
+
+def _figure_defs() -> list:
+    from .figures import FigureDef
+
+    T = FIG5["T"]
+
+    def anderson(data):
+        return anderson_maps(data), {}, findings(data)
+
+    def resonant(data):
+        return resonant_maps(data), {}, findings(data)
+
+    def thresholds(data):
+        element, found = threshold_curves()
+        return element, {}, {k: {n: ds[n].values.tolist() for n in ds.data_vars}
+                             for k, ds in found.items()}
+
+    def ccdd(data):
+        return ccdd_maps(data), {}, findings(data)
+
+    return [
+        FigureDef("beyond_anderson", f"Beyond the paper: regimes of the Anderson level as U/T "
+                  f"grows (T = {T:g}, ΔT = 5; outlined: labels that differ from the single "
+                  "level)", ("beyond/anderson_eps_dV",), anderson),
+        FigureDef("beyond_resonant", f"Beyond the paper: regimes of the coherent level as Γ/T "
+                  f"grows (T = {T:g}, ΔT = 5; outlined: labels that differ from the single "
+                  "level)", tuple(RESONANT_SPECS.values()), resonant),
+        FigureDef("beyond_thresholds", "Beyond the paper: ΔT_th and ΔV_th of Fig. 5 "
+                  f"(ε = −15, T = {T:g}) against U/T (Anderson) and Γ/T (coherent level)",
+                  (), thresholds),
+        FigureDef("beyond_ccdd", f"Beyond the paper: a conductor dot gated by a hot third "
+                  f"reservoir (T_G = 15, T = {T:g}, ΔT = 0, U = 7.5)",
+                  ("beyond/ccdd_eps_dV",), ccdd),
+    ]
+
+
+class _LazyFigures:
+    """The figure definitions, built when :mod:`phasemap.plot.figures` unpacks them (it
+    imports this module, so they cannot be built at import time here)."""
+
+    def __iter__(self):
+        return iter(_figure_defs())
+
+
+FIGURES = _LazyFigures()

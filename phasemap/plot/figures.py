@@ -32,6 +32,7 @@ from ..grid import GridSpec
 from ..thresholds import threshold
 from ..variables import axis_label
 from . import _hv, static
+from . import beyond as _beyond
 from .boundaries import Band, regime_bands
 from .colors import LINE_COLORS
 from .lines import line_plot
@@ -67,8 +68,9 @@ def pipelines_dir() -> Path:
 
 
 def load_spec(name: str) -> GridSpec:
-    """The grid spec ``pipelines/paper/<name>.yaml``."""
-    path = pipelines_dir() / "paper" / f"{name}.yaml"
+    """The grid spec ``pipelines/paper/<name>.yaml``, or ``pipelines/<name>.yaml`` for a name
+    with a folder (``beyond/anderson_eps_dV``)."""
+    path = pipelines_dir() / (f"{name}.yaml" if "/" in name else f"paper/{name}.yaml")
     if not path.exists():
         raise PhasemapError(f"grid spec {name!r} not found: {path} does not exist")
     return GridSpec.load(path)
@@ -285,6 +287,7 @@ FIGURES: dict[str, FigureDef] = {f.name: f for f in [
               ("maps_eps_dT",), _map("maps_eps_dT", "machine", "eps", "dT", _DT_CURVES)),
     FigureDef("map_s_eps_dV", "Entropy production over (ε, ΔV) at T = 7.5, ΔT = 5",
               ("maps_eps_dV",), _entropy_map),
+    *_beyond.FIGURES,
 ]}
 
 
