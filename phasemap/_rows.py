@@ -41,7 +41,8 @@ def _voidptr(typingctx, address):
 @numba.njit(cache=True, inline="always")
 def _as_c(row):
     """The same memory as ``row`` typed as a C-contiguous array (``row`` must be contiguous)."""
-    return numba.carray(_voidptr(row.ctypes.data), row.shape[0], row.dtype)
+    # numba passes an intrinsic's typing context itself: mypy sees one argument too few
+    return numba.carray(_voidptr(row.ctypes.data), row.shape[0], row.dtype)  # type: ignore[call-arg]
 
 
 @numba.njit(cache=True, inline="always")
@@ -75,7 +76,8 @@ def work_rows(work, count, m):
 def work_codes(work, row, count, m):
     """``count`` C-contiguous int8 rows of ``m`` points in the memory of the work array's
     float64 row ``row`` (of ``m`` points) and onwards: buffers for label outputs."""
-    return numba.carray(_voidptr(work.ctypes.data + row * m * 8), (count, m), np.int8)
+    return numba.carray(_voidptr(work.ctypes.data + row * m * 8), (count, m),  # type: ignore[call-arg]
+                        np.int8)
 
 
 @numba.njit(cache=True, inline="always")

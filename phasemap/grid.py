@@ -320,9 +320,9 @@ def validate_inputs(model: Model | str, inputs: Mapping[str, xr.DataArray],
             continue
         full = [xr.DataArray(defaults[n]) if a is None else a
                 for n, a in zip(con.params, arrays, strict=True)]
-        bad = con.check(*full)
-        if bool(bad.any()):
-            first = {n: float(np.asarray(a.broadcast_like(bad).values)[bad.values].flat[0])
+        where: Any = con.check(*full)  # a DataArray for DataArray inputs
+        if bool(where.any()):
+            first = {n: float(np.asarray(a.broadcast_like(where).values)[where.values].flat[0])
                      for n, a in zip(con.params, full, strict=True)}
             raise ParameterError(",".join(con.params), first, con.allowed)
     if check_size:

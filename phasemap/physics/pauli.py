@@ -616,8 +616,8 @@ def _refine_point(st, idx, E, MU, TT, g, cyc_data, m):
             return mp.fsum(mp.fprod(rate[pq] for pq in fo) for fo in forests)
 
         D = mp.fsum(fsum(fs) for fs in st.roots)
-        Jv = [[] for _ in range(m)]
-        Qv = [[] for _ in range(m)]
+        Jv: list[list] = [[] for _ in range(m)]
+        Qv: list[list] = [[] for _ in range(m)]
         for cyc, (nv, _Nv, _A) in zip(st.cycles, cyc_data, strict=True):
             fwd = mp.fprod(w[(e, s)] for e, s in cyc.edges)
             bwd = mp.fprod(w[(e, -s)] for e, s in cyc.edges)

@@ -307,7 +307,8 @@ def _refine(idx, args, out):
     """
     names = ("J_L", "Q_L", "Q_R", "s")
     for i in zip(*idx, strict=True):
-        point = [float(a[i]) for a in args]
+        eps, T, dT, dV, mu, gL, gR = (float(a[i]) for a in args)
+        point = (eps, T, dT, dV, mu, gL, gR)
         previous = _point_mp(*point, _MP_DIGITS[0])
         for digits in _MP_DIGITS[1:]:
             current = _point_mp(*point, digits)
@@ -397,10 +398,10 @@ def currents(eps, T, dT, dV, mu=0.0, gamma_L=2.0, gamma_R=2.0):
         of the true value for the exact float inputs (module docstring); never -0.0.
         Out-of-domain input is the caller's to reject; NaN propagates.
     """
-    args = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in
+    full = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in
                                  (eps, T, dT, dV, mu, gamma_L, gamma_R)))
-    shape = args[0].shape
-    args = [v.reshape(-1) for v in args]
+    shape = full[0].shape
+    args = [v.reshape(-1) for v in full]
     out, settled = _currents_pass(args, np.float64)
     finite = np.all([np.isfinite(v) for v in args], axis=0)
     todo = np.nonzero(~settled & finite)[0]

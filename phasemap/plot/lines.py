@@ -101,6 +101,7 @@ def line_plot(ds: xr.Dataset, along: str, variables: Sequence[str] = ("J_L", "Q_
         raise ParameterError("lens", lens, f"one of {', '.join(LENSES)} or None")
     keep = [along] if by is None else [by, along]
     data = select(ds, keep, sel)
+    assert isinstance(data, xr.Dataset)  # select keeps the type it is given
     m = model_of(ds)
     by_values = [None] if by is None else [float(v) for v in data[by].values]
 
@@ -108,7 +109,8 @@ def line_plot(ds: xr.Dataset, along: str, variables: Sequence[str] = ("J_L", "Q_
     if not isinstance(bands, bool | str):
         shaded = list(bands)
     elif lens is not None and bands and lens in data:
-        per_line = [regime_bands(data if b is None else data.sel({by: b}), along, lens)
+        per_line = [regime_bands(data if b is None or by is None else data.sel({by: b}),
+                                 along, lens)
                     for b in by_values]
         if bands is True or len(per_line) == 1 or all(same_bands(per_line[0], p)
                                                        for p in per_line[1:]):
@@ -128,7 +130,7 @@ def line_plot(ds: xr.Dataset, along: str, variables: Sequence[str] = ("J_L", "Q_
                                 bokeh={"line_width": 1}, mpl={"linewidth": 0.8}))
         for i, b in enumerate(by_values):
             line = data if b is None else data.sel({by: b})
-            label = "" if b is None else _by_label(by, b)
+            label = "" if b is None or by is None else _by_label(by, b)
             curve = h.Curve((np.asarray(line[along].values), np.asarray(line[var].values)),
                             kdims=[xdim], vdims=[ydim], label=label)
             if b is None:

@@ -207,7 +207,8 @@ def phase_map(ds: xr.Dataset, x: str, y: str, lens: str = "regime", *,
     vdim = h.Dimension(lens, label=lens, range=(-0.5, len(labels) - 0.5))
     element, regular = _raster_element(codes, x, y, vdim)
     element = _shrink(element, regular, codes.size, max_pixels, "mode", width, height, dynamic)
-    image_opts = {"cmap": palette(lens), "clim": (-0.5, len(labels) - 0.5), "colorbar": False}
+    image_opts: dict[str, Any] = {"cmap": palette(lens), "clim": (-0.5, len(labels) - 0.5),
+                                  "colorbar": False}
     if not isinstance(element, h.DynamicMap):
         _hv.style(element, **image_opts, bokeh={"tools": ["hover"]})
     else:
@@ -257,7 +258,7 @@ def value_map(ds: xr.Dataset, variable: str, x: str, y: str, *,
     vdim = dimension(variable, da.attrs)
     element, regular = _raster_element(da, x, y, vdim)
     element = _shrink(element, regular, da.size, max_pixels, "mean", width, height, dynamic)
-    opts = {"cmap": cmap, "colorbar": True, "logz": logz}
+    opts: dict[str, Any] = {"cmap": cmap, "colorbar": True, "logz": logz}
     if isinstance(element, h.DynamicMap):
         element = element.opts(**opts, backend="bokeh").opts(**opts, backend="matplotlib")
     else:

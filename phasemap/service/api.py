@@ -69,7 +69,7 @@ def jsonable(obj: Any) -> Any:
         return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind == "f" and not np.isfinite(obj).all():
-            obj = np.where(np.isfinite(obj), obj, None)
+            obj = np.where(np.isfinite(obj), obj, np.array(None, dtype=object))
         elif obj.dtype.kind not in "fiub":
             return jsonable(obj.tolist())
         return obj.tolist()  # plain floats, ints, bools and None: nothing left to convert
@@ -195,13 +195,13 @@ def install_error_handlers(app: FastAPI, store: Store | None = None) -> None:
                                                                "header")]
         param = ".".join(loc) or "request"
         kind = str(err.get("type", ""))
+        ctx = err.get("ctx")
+        max_length = ctx.get("max_length", "?") if isinstance(ctx, dict) else "?"
         allowed = {"float_parsing": "a number", "float_type": "a number",
                    "bool_parsing": "true or false", "missing": "a value (it is required)",
                    "string_pattern_mismatch": "an id of letters and digits, as listed by "
                                               "GET /api/datasets",
-                   "string_too_long": "at most "
-                                      f"{(err.get('ctx') or {}).get('max_length', '?')} "
-                                      "characters",
+                   "string_too_long": f"at most {max_length} characters",
                    "literal_error": str(err.get("msg", ""))}.get(kind, str(err.get("msg", "")))
         body = _parameter_body(plain_words(ParameterError(param, err.get("input"), allowed)))
         return SafeJSONResponse(body, status_code=422, headers=no_store)

@@ -194,7 +194,7 @@ def create_app(config: ServiceConfig | None = None, jobs: JobManager | None = No
                                        "pip install bokeh-fastapi)")
         for route in app.routes:  # the page and its websocket are not part of the JSON API
             if getattr(route, "path", "").startswith(EXPLORER_PATH):
-                route.include_in_schema = False
+                route.include_in_schema = False  # type: ignore[attr-defined]
         replace_component_route(app)
         app.add_middleware(ExplorerGuard, prefix=EXPLORER_PATH)
     app.add_middleware(BodySizeLimit, limit=config.max_body_bytes)

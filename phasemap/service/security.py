@@ -146,7 +146,9 @@ def replace_component_route(app, prefix: str = "") -> None:
         if not (module == "panel" or module.startswith("panel.")) or module not in sys.modules:
             return not_found("no such component resource")
         try:
-            resolved = ComponentResourceHandler.parse_url_path(ComponentResourceHandler, rel)
+            # an unbound call: parse_url_path reads no instance state
+            resolved = ComponentResourceHandler.parse_url_path(
+                ComponentResourceHandler, rel)  # type: ignore[arg-type]
         except HTTPError as exc:
             return not_found("no such component resource",
                              exc.status_code if exc.status_code in (400, 403, 404) else 404)
