@@ -208,11 +208,27 @@ def _outputs_stage(j, x3, x5, x6, m, xL, xR, eL, eR, d, zL, zR, y1, y2, y3, y4, 
 
 
 @numba.njit(cache=True, inline="always")
-def _label_stage(x2, x3, m, j, y1, y2, y3, c0, c1):
+def _finite(x):
+    return abs(x) < math.inf  # False for NaN and +-inf
+
+
+@numba.njit(cache=True, inline="always")
+def _label_stage(x0, x1, x2, x3, x4, x5, x6, m, j, eL, eR, y1, y2, y3, y4, y5, c0, c1):
+    """Both labels from the signs of the factors: ``sign(Q_v) = sign(eps - mu_v) sign(J_L)``,
+    ``sign(P) = sign(dV) sign(J_L)`` (exact even where a product underflows), and
+    ``undefined`` where an input or an output is not finite."""
     for k in range(m):
         dt, dv = at(x2, k), at(x3, k)
-        c0[k] = regimes.regime_code(dt, dv, j[k], y1[k], y2[k], y3[k])
-        c1[k] = regimes.machine_code(dt, dv, j[k], y1[k], y2[k], y3[k])
+        defined = (_finite(at(x0, k)) & _finite(at(x1, k)) & _finite(dt) & _finite(dv)
+                   & _finite(at(x4, k)) & _finite(at(x5, k)) & _finite(at(x6, k))
+                   & _finite(j[k]) & _finite(y1[k]) & _finite(y2[k]) & _finite(y3[k])
+                   & _finite(y4[k]) & _finite(y5[k]))
+        sj = regimes.sign(j[k]) if defined else 0
+        c0[k], c1[k] = regimes.codes_from_signs(
+            defined, regimes.sign(dt) if defined else 0, regimes.sign(dv) if defined else 0,
+            sj, regimes.sign(eL[k]) * sj if defined else 0,
+            regimes.sign(eR[k]) * sj if defined else 0,
+            regimes.sign(dv) * sj if defined else 0)
 
 
 # The kernels run each block of points through stages, each a loop of its own: the frame,
@@ -241,7 +257,8 @@ def _fused_body(eps, T, dT, dV, mu, gL, gR, work, J, QL, QR, P, s, p1, regime, m
         _exp_stage(xR, m, zR)
         _current_stage(x5, x6, m, xL, xR, d, zL, zR, em, y0)
         _outputs_stage(y0, x3, x5, x6, m, xL, xR, eL, eR, d, zL, zR, y1, y2, y3, y4, y5)
-        _label_stage(x2, x3, m, y0, y1, y2, y3, c0, c1)
+        _label_stage(x0, x1, x2, x3, x4, x5, x6, m, y0, eL, eR, y1, y2, y3, y4, y5,
+                     c0, c1)
         for a, row in enumerate((J, QL, QR, P, s, p1)):
             block_done(w[15 + a], start, m, row)
         block_done(cb[0], start, m, regime)
@@ -266,7 +283,8 @@ def _derive_body(J, eps, T, dT, dV, mu, gL, gR, work, QL, QR, P, s, p1, regime, 
         _exp_stage(xL, m, zL)
         _exp_stage(xR, m, zR)
         _outputs_stage(xj, x3, x5, x6, m, xL, xR, eL, eR, d, zL, zR, y1, y2, y3, y4, y5)
-        _label_stage(x2, x3, m, xj, y1, y2, y3, c0, c1)
+        _label_stage(x0, x1, x2, x3, x4, x5, x6, m, xj, eL, eR, y1, y2, y3, y4, y5,
+                     c0, c1)
         for a, row in enumerate((QL, QR, P, s, p1)):
             block_done(w[15 + a], start, m, row)
         block_done(cb[0], start, m, regime)
@@ -355,7 +373,7 @@ def _pauli_single_dot_kernel(eps, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, 
 
 single_level = register(Model(
     name="single_level",
-    version="1.1.0",
+    version="1.2.0",
     description="Single-level quantum dot between two reservoirs, sequential tunnelling, "
                 "closed form (Zhang & Lü, PRE 111, 044112 (2025))",
     parameters=SINGLE_DOT_PARAMETERS,

@@ -28,8 +28,10 @@ REGIME_TABLE = (
     "refrigerator",
     "joule_heating",
     "conventional",
+    "undefined",
 )
-MACHINE_TABLE = ("idle", "heat_engine", "conductor", "refrigerator", "heater", "accelerator")
+MACHINE_TABLE = ("idle", "heat_engine", "conductor", "refrigerator", "heater", "accelerator",
+                 "undefined")
 
 STEP = 0.01
 # Grid points at half steps: no point falls on a boundary (+-2.5, +-7.5) itself.
@@ -310,8 +312,24 @@ def test_classify_reversed_frame_rules():
                                                             "heat_engine")
 
 
-def test_classify_nan_falls_through_to_the_last_label():
-    with np.errstate(invalid="ignore"):  # ordered comparisons with NaN set FE_INVALID
-        r, m = phasemap.classify(5.0, 5.0, np.nan, np.nan, np.nan)
-    assert REGIME_TABLE[int(r)] == "conventional"
-    assert MACHINE_TABLE[int(m)] == "accelerator"
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", range(6))
+def test_classify_not_finite_is_undefined(bad, where):
+    """Any non-finite argument makes the point undefined in both lenses, never a regime."""
+    args = [5.0, 5.0, 0.2, -0.5, 0.5, 1.0]
+    args[where] = bad
+    with np.errstate(invalid="ignore"):
+        r, m = phasemap.classify(*args)
+    assert (REGIME_TABLE[int(r)], MACHINE_TABLE[int(m)]) == ("undefined", "undefined")
+
+
+@pytest.mark.parametrize(("dT", "dV", "J", "regime", "machine"), [
+    # P omitted: its sign is sign(dV) sign(J_L), even where dV * J_L underflows to 0
+    (5.0, 1e-300, -1e-300, "absolute_negative_mobility", "heat_engine"),
+    (5.0, -1e-300, 1e-300, "heat_engine", "heat_engine"),
+    (-5.0, 1e-300, -5e-324, "heat_engine", "heat_engine"),
+])
+def test_classify_power_sign_from_the_factors(dT, dV, J, regime, machine):
+    assert dV * J == 0.0  # the rounded product would say "conductor"
+    r, m = phasemap.classify(dT, dV, J, 1.0, 1.0)
+    assert (REGIME_TABLE[int(r)], MACHINE_TABLE[int(m)]) == (regime, machine)

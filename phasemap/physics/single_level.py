@@ -42,7 +42,52 @@ from .. import _jit  # noqa: F401  (first: the keyed numba cache, see _jit)
 from ._vecmath import exp_nonpos, expm1_nonpos, fma
 
 OUTPUTS = ("J_L", "Q_L", "Q_R", "P", "s", "p1")
+#: The smallest subnormal double: the sign-only stand-in for a true value below it.
 TINY = 5e-324
+#: The largest finite double.
+HUGE = 1.7976931348623157e308
+
+
+#: Quotients beyond this (2**1022, ~4.5e307) are clamped to it: x_v or d that large leaves
+#: every Fermi factor at exactly 0 or 1 (see :func:`_quotient`).
+CLAMP = 2.0 ** 1022
+_TWO_M1022 = 2.0 ** -1022
+_TWO_M513 = 2.0 ** -513
+
+
+# The guards below are written for branch-free code: when LLVM vectorises a loop it computes
+# *both* arms of every ``x if c else y`` and selects, so each arm must be safe (no overflow,
+# no 0 * inf) for every finite input, or numpy reports a warning after the loop. The tests
+# therefore select operands before the arithmetic, never results of unsafe arithmetic.
+
+
+@numba.njit(cache=True, inline="always")
+def _quotient(a, b):
+    """``a / b`` for ``b > 0``, clamped to ``+-CLAMP`` where ``|a / b| > 2**1022``; used by
+    :func:`frame` so that valid temperatures as small as 1e-300 never overflow."""
+    # |a| 2**-1022 > b: the scaling only rounds in the subnormal range, by less than a
+    # factor 1.5 of b, so an unflagged quotient is below 1.5 * 2**1022 < the largest double
+    over = abs(a) * _TWO_M1022 > b
+    q = (math.copysign(b, a) if over else a) / b
+    return math.copysign(CLAMP, a) if over else q
+
+
+@numba.njit(cache=True, inline="always")
+def signed_product(J, f):
+    """``J * f`` whose sign is always ``sign(J) sign(f)``; never ``-0.0``.
+
+    A product below the subnormal range is ``+-5e-324`` (:data:`TINY`), as is every product
+    with ``|J| = TINY``: that ``J`` is the sign-only stand-in of a current that underflowed,
+    so its products are known by their sign only (docs/model.md). A product beyond 2**1022
+    is ``+-inf`` (the point is then labelled ``undefined``), without the overflow flag.
+    """
+    a = abs(J)
+    b = abs(f)
+    over = (a * _TWO_M513) * (b * _TWO_M513) > 0.0625  # a b > 2**1022, never overflows
+    p = J * (math.copysign(1.0, f) if over else f)
+    p = math.copysign(math.inf, p) if over else p
+    p = math.copysign(TINY, p) if ((a == TINY) | (p == 0.0)) & (a != 0.0) & (b != 0.0) else p
+    return p + 0.0
 
 
 @numba.njit(cache=True, inline="always")
@@ -82,8 +127,13 @@ def frame(eps, T, dT, dV, mu):
     p2, q2 = _two_prod(T, dV)
     s, e = _two_sum(p1, p2)
     num = s + (((e + q1) + q2) + de_err * dT)
-    d = num / (TL * TR)  # x_R - x_L without cancellation
-    return eL / TL, eR / TR, eL, eR, d
+    # d = num / (T_L T_R) in two steps, the hotter lead first: T_L T_R alone can under- or
+    # overflow for valid temperatures (T = 1e-300, or T = 1e200). A quotient that underflows
+    # keeps its sign (5e-324); beyond 2**1022 it is clamped (:func:`_quotient`).
+    hot, cold = max(TL, TR), min(TL, TR)
+    d = _quotient(_quotient(num, hot), cold)  # x_R - x_L without cancellation
+    d = math.copysign(TINY, num) if (d == 0.0) & (num != 0.0) else d
+    return _quotient(eL, TL), _quotient(eR, TR), eL, eR, d
 
 
 @numba.njit(cache=True, inline="always")
@@ -155,7 +205,8 @@ def outputs_from(J, xL, xR, eL, eR, d, zL, zR, dV, gamma_L, gamma_R):
     wR = 1.0 if small_left else r
     p1 = ((wL * nL) * (1.0 + zR) + (wR * nR) * (1.0 + zL)) / (((1.0 + zL) * (1.0 + zR))
                                                              * (1.0 + r))
-    return eL * J, eR * J, dV * J + 0.0, J * d, p1
+    return (signed_product(J, eL), signed_product(J, eR), signed_product(J, dV),
+            signed_product(J, d), p1)
 
 
 @numba.njit(cache=True, inline="always")

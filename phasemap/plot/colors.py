@@ -28,6 +28,8 @@ LABEL_COLORS: dict[str, str] = {
     "conductor": "#882255",
     "heater": "#CCBB44",
     "accelerator": "#BBCCEE",
+    # both lenses: inputs or outputs not finite
+    "undefined": "#FFFFFF",
 }
 
 #: Colours for several lines in one panel (Paul Tol's "vibrant" set, grey last).
