@@ -110,6 +110,34 @@ def _two_prod(a, b):
     return p, (e if abs(p) < math.inf else 0.0)
 
 
+_TWO_600 = 2.0 ** 600
+_TWO_M600 = 2.0 ** -600
+_TWO_M900 = 2.0 ** -900
+
+
+@numba.njit(cache=True, inline="always")
+def _numerator(de, de_err, T, dT, dV, scale):
+    """``((eps - mu) dT + T dV) scale**2`` with ``eps - mu = de + de_err`` exactly (TwoSum),
+    the products exact (TwoProd) and summed so that the sign is that of the exact value; also
+    whether both products are below 2**-900 (then call again with ``scale = 2**600``)."""
+    # a factor whose partner is 0 is dropped (0), so that a large one cannot overflow when
+    # scaled; with a nonzero partner, a product below 2**-900 has factors below 2**174
+    de_s = fma(de if dT != 0.0 else 0.0, scale, -0.0)
+    de_err_s = fma(de_err if dT != 0.0 else 0.0, scale, -0.0)
+    T_s = fma(T if dV != 0.0 else 0.0, scale, -0.0)
+    dT_s, dV_s = fma(dT, scale, -0.0), fma(dV, scale, -0.0)
+    p1, q1 = _two_prod(de_s, dT_s)
+    p2, q2 = _two_prod(T_s, dV_s)
+    s, e = _two_sum(p1, p2)
+    r = de_err_s * dT_s
+    num = s + (((e + q1) + q2) + r)
+    # The rest, a sum of doubles, is a multiple of 2**-1074: if it is 0, an r that underflowed
+    # (|r| < 2**-1075) decides the sign alone (eps - mu inexact, eps exactly on eps_r else).
+    lost = (r == 0.0) & (de_err_s != 0.0) & (dT_s != 0.0)
+    num = math.copysign(TINY, r) if (num == 0.0) & lost else num
+    return num, (abs(p1) < _TWO_M900) & (abs(p2) < _TWO_M900)
+
+
 @numba.njit(cache=True, inline="always")
 def frame(eps, T, dT, dV, mu):
     """``(x_L, x_R, eps - mu_L, eps - mu_R, d)`` at one point, ``d = x_R - x_L``."""
@@ -123,16 +151,20 @@ def frame(eps, T, dT, dV, mu):
     eL = s + (e + de_err)  # eps - mu_L
     s, e = _two_sum(de, 0.5 * dV)
     eR = s + (e + de_err)  # eps - mu_R
-    p1, q1 = _two_prod(de, dT)
-    p2, q2 = _two_prod(T, dV)
-    s, e = _two_sum(p1, p2)
-    num = s + (((e + q1) + q2) + de_err * dT)
+    num, small = _numerator(de, de_err, T, dT, dV, 1.0)
+    # Products below 2**-900 lose their TwoProd error terms (and so possibly the sign of the
+    # sum) to underflow: there, the same sum of factors scaled by 2**600 each (exact; see
+    # :func:`_numerator`) decides the sign, and the magnitude
+    # too while T_L T_R is not tiny as well.
+    num_s, _ = _numerator(de, de_err, T, dT, dV, _TWO_600 if small else 1.0)
     # d = num / (T_L T_R) in two steps, the hotter lead first: T_L T_R alone can under- or
     # overflow for valid temperatures (T = 1e-300, or T = 1e200). A quotient that underflows
     # keeps its sign (5e-324); beyond 2**1022 it is clamped (:func:`_quotient`).
     hot, cold = max(TL, TR), min(TL, TR)
     d = _quotient(_quotient(num, hot), cold)  # x_R - x_L without cancellation
-    d = math.copysign(TINY, num) if (d == 0.0) & (num != 0.0) else d
+    d_s = _quotient(_quotient(num_s, hot), cold)
+    d = (d_s * _TWO_M600) * _TWO_M600 if small & (abs(d_s) < CLAMP) else d
+    d = math.copysign(TINY, num_s) if (d == 0.0) & (num_s != 0.0) else d
     return _quotient(eL, TL), _quotient(eR, TR), eL, eR, d
 
 
