@@ -187,9 +187,10 @@ def test_labels_identical_to_the_reference_in_every_category(reference, lens):
         **dict(zip(PARAMS, _inputs(reference), strict=True)))[lens]
     got = labels_of(codes, lens)
     wrong = got != reference[lens]
+    by_category = dict(zip(*np.unique(reference["category"][wrong], return_counts=True),
+                           strict=True))
     assert not wrong.any(), (
-        f"{wrong.sum()} wrong, by category "
-        f"{dict(zip(*np.unique(reference['category'][wrong], return_counts=True)))}; first "
+        f"{wrong.sum()} wrong, by category {by_category}; first "
         f"at {_describe(reference, int(np.argmax(wrong)))}: {got[wrong][0]} vs "
         f"{reference[lens][wrong][0]}")
     # and classify() gives the same labels from the signed outputs
