@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numba
 import numpy as np
@@ -69,6 +70,20 @@ class Constraint:
 
 
 @dataclass(frozen=True)
+class Validity:
+    """The domain where a model's approximation holds (not its mathematical domain).
+
+    ``check`` takes the parameters it names (numpy arrays or DataArrays, broadcast) and
+    returns a mask that is true where the approximation is valid; ``description`` says what
+    it checks, in words and with the factor used.
+    """
+
+    params: tuple[str, ...]
+    check: Callable[..., Any]
+    description: str
+
+
+@dataclass(frozen=True)
 class Model:
     """A registered model: parameters, outputs, version and kernel."""
 
@@ -91,6 +106,8 @@ class Model:
     #: ``kernel`` also takes ``out=``: a dict of every output, preallocated (float outputs
     #: float64, labels int8) in the broadcast shape, which it fills and returns.
     kernel_out: bool = False
+    #: Where the model's approximation holds; ``None``: everywhere in its parameter ranges.
+    validity: Validity | None = None
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
@@ -159,6 +176,25 @@ POSITIVE_LEAD_TEMPERATURES = Constraint(
     params=("T", "dT"),
     check=lambda T, dT: ~(T - 0.5 * np.abs(dT) > 0.0),
     allowed="|dT| < 2 T, so that T_L = T + dT/2 > 0 and T_R = T - dT/2 > 0",
+)
+
+
+#: Sequential tunnelling (a Pauli master equation with Fermi-golden-rule rates) treats the
+#: level as sharp: its lifetime broadening, the total tunnelling rate gamma_L + gamma_R
+#: (hbar = 1), must be small against the thermal width of the leads' Fermi functions, and the
+#: colder lead's is the narrower. "Small" is taken as a factor 10 (docs/model.md, "Validity").
+BROADENING_FACTOR = 0.1
+
+
+def _sequential_tunnelling_valid(T, dT, gamma_L, gamma_R):
+    return (gamma_L + gamma_R) <= BROADENING_FACTOR * (T - 0.5 * abs(dT))
+
+
+SEQUENTIAL_TUNNELLING = Validity(
+    params=("T", "dT", "gamma_L", "gamma_R"),
+    check=_sequential_tunnelling_valid,
+    description="sequential tunnelling: level broadening gamma_L + gamma_R at most "
+                f"{BROADENING_FACTOR:g} min(T_L, T_R)",
 )
 
 
@@ -384,6 +420,7 @@ single_level = register(Model(
     stored=("J_L",),
     derive=_single_level_from_current,
     store_kernel=_single_level_store_kernel,
+    validity=SEQUENTIAL_TUNNELLING,
 ))
 
 pauli = register(Model(
@@ -394,4 +431,5 @@ pauli = register(Model(
     parameters=SINGLE_DOT_PARAMETERS,
     kernel=_pauli_single_dot_kernel,
     constraints=(POSITIVE_LEAD_TEMPERATURES,),
+    validity=SEQUENTIAL_TUNNELLING,
 ))
