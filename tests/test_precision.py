@@ -306,8 +306,29 @@ def test_extreme_inputs_give_finite_outputs_without_warnings():
     assert ((out["p1"] >= 0) & (out["p1"] <= 1)).all()
     signs = np.array([exact_sign(*row[:5]) for row in EXTREMES])
     assert (np.sign(out["J_L"]) == signs).all()
-    # Labels are defined everywhere (no fall-through from NaN).
-    assert set(ds.phasemap.labels().values) <= set(phasemap.REGIME_LABELS)
+    # Labels are defined everywhere: a regime, never "undefined", for finite valid input.
+    assert set(ds.phasemap.labels().values) <= set(phasemap.REGIME_LABELS) - {"undefined"}
+    assert "undefined" not in set(ds.phasemap.labels("machine").values)
+
+
+@pytest.mark.parametrize(("eps", "dT", "dV", "regime"), [
+    (0.0, 0.0, 0.0, "equilibrium"),            # issue: NaN outputs labelled equilibrium
+    (1e10, 1e-300, 0.0, "conventional"),       # x_v and d beyond the double range
+    (-1e10, 1e-300, 0.0, "anomalous_thermodiffusion"),
+    (-1.0, 1e-300, 1e-300, "absolute_negative_mobility"),
+])
+def test_tiny_temperature_gives_finite_outputs_and_labels_without_warnings(eps, dT, dV,
+                                                                             regime):
+    """T = 1e-300 is valid input: T_L T_R underflows, x_v and d overflow; nothing may warn,
+    every output is finite, never -0.0, and the point gets its regime."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = phasemap.evaluate(eps=eps, T=1e-300, dT=dT, dV=dV)
+    for name in FLOAT_OUTPUTS:
+        v = float(ds[name])
+        assert math.isfinite(v) and not (v == 0 and math.copysign(1.0, v) < 0), name
+    assert ds.phasemap.labels().item() == regime
+    assert np.sign(float(ds.J_L)) == exact_sign(eps, 1e-300, dT, dV)
 
 
 def test_underflowing_current_keeps_its_sign():
