@@ -26,6 +26,11 @@ Every function here is branch-free arithmetic (selects, no calls), and the expon
 four points per AVX instruction. Changing how they round changed the last bits of the
 results (model version 1.1.0), not their accuracy.
 
+Every product ``Q_v = (eps - mu_v) J_L``, ``P = dV J_L``, ``s = J_L d`` is formed by
+:func:`signed_product`: its sign is that of its factors even where it underflows (then it is
+``+-5e-324``), and no output is ever ``-0.0``, so the regime labels, read from signs, are
+exact (model version 1.2.0; docs/model.md, "signs that survive underflow").
+
 ``eps - mu_v`` and the numerator ``(eps - mu) dT + T dV`` are sums that cancel (``eps`` next
 to a lead's chemical potential, or next to the reversible level ``eps_r``); they are evaluated
 with error-free transformations (TwoSum, TwoProduct), so they keep full relative precision
