@@ -123,8 +123,8 @@ _TWO_M900 = 2.0 ** -900
 @numba.njit(cache=True, inline="always")
 def _numerator(de, de_err, T, dT, dV, scale):
     """``((eps - mu) dT + T dV) scale**2`` with ``eps - mu = de + de_err`` exactly (TwoSum),
-    the products exact (TwoProd) and summed so that the sign is that of the exact value; also
-    whether both products are below 2**-900 (then call again with ``scale = 2**600``)."""
+    the products exact (TwoProd) and summed so that the sign is that of the exact value
+    (``scale = 2**600`` where both products are below 2**-900, else 1)."""
     # a factor whose partner is 0 is dropped (0), so that a large one cannot overflow when
     # scaled; with a nonzero partner, a product below 2**-900 has factors below 2**174
     de_s = fma(de if dT != 0.0 else 0.0, scale, -0.0)
@@ -139,8 +139,7 @@ def _numerator(de, de_err, T, dT, dV, scale):
     # The rest, a sum of doubles, is a multiple of 2**-1074: if it is 0, an r that underflowed
     # (|r| < 2**-1075) decides the sign alone (eps - mu inexact, eps exactly on eps_r else).
     lost = (r == 0.0) & (de_err_s != 0.0) & (dT_s != 0.0)
-    num = math.copysign(TINY, r) if (num == 0.0) & lost else num
-    return num, (abs(p1) < _TWO_M900) & (abs(p2) < _TWO_M900)
+    return math.copysign(TINY, r) if (num == 0.0) & lost else num
 
 
 @numba.njit(cache=True, inline="always")
@@ -156,19 +155,22 @@ def frame(eps, T, dT, dV, mu):
     eL = s + (e + de_err)  # eps - mu_L
     s, e = _two_sum(de, 0.5 * dV)
     eR = s + (e + de_err)  # eps - mu_R
-    num, small = _numerator(de, de_err, T, dT, dV, 1.0)
+    # both products below 2**-900?
+    small = (abs(de * dT) < _TWO_M900) & (abs(T * dV) < _TWO_M900)
     # Products below 2**-900 lose their TwoProd error terms (and so possibly the sign of the
     # sum) to underflow: there, the same sum of factors scaled by 2**600 each (exact; see
     # :func:`_numerator`) decides the sign, and the magnitude
     # too while T_L T_R is not tiny as well.
-    num_s, _ = _numerator(de, de_err, T, dT, dV, _TWO_600 if small else 1.0)
+    num_s = _numerator(de, de_err, T, dT, dV, _TWO_600 if small else 1.0)
+    num = num_s  # the same sum, unscaled where it was not small
     # d = num / (T_L T_R) in two steps, the hotter lead first: T_L T_R alone can under- or
     # overflow for valid temperatures (T = 1e-300, or T = 1e200). A quotient that underflows
     # keeps its sign (5e-324); beyond 2**1022 it is clamped (:func:`_quotient`).
     hot, cold = max(TL, TR), min(TL, TR)
     d = _quotient(_quotient(num, hot), cold)  # x_R - x_L without cancellation
-    d_s = _quotient(_quotient(num_s, hot), cold)
-    d = (d_s * _TWO_M600) * _TWO_M600 if small & (abs(d_s) < CLAMP) else d
+    # scaled: undo the scale 2**1200; where the scaled quotient was clamped (T_L T_R below
+    # ~2**-722 as well) the result is the clamp scaled down, a lower bound of the right sign
+    d = (d * _TWO_M600) * _TWO_M600 if small else d
     d = math.copysign(TINY, num_s) if (d == 0.0) & (num_s != 0.0) else d
     return _quotient(eL, TL), _quotient(eR, TR), eL, eR, d
 
