@@ -23,7 +23,7 @@ from .cluster import usable_cores
 from .errors import ParameterError
 from .grid import GridSpec, as_input, canonical_chunks, validate_inputs
 from .models import Model, get_model
-from .variables import apply_attrs
+from .variables import apply_attrs, attrs_for
 
 #: Above this many points evaluate returns a dask-backed (lazy) dataset.
 LAZY_POINTS = 2**22
@@ -149,8 +149,9 @@ def evaluate(model: str | Model = "single_level", *, chunks: Mapping[str, int] |
     -------
     xarray.Dataset
         The model's outputs (``model.outputs``: quantities as floats, labels as int8 with CF
-        flags); fixed parameters become scalar coordinates. Attributes name the model, its
-        version and its reference.
+        flags); fixed parameters become scalar coordinates, and the coordinate ``valid``
+        (int8, CF flags) marks the points inside the model's validity domain
+        (:func:`add_validity`). Attributes name the model, its version and its reference.
     """
     m = get_model(model)
     fdtype = _float_dtype(dtype)
@@ -209,6 +210,7 @@ def evaluate(model: str | Model = "single_level", *, chunks: Mapping[str, int] |
     for name, arr in pointwise.items():
         ds.coords[name] = arr
     ds = ds.transpose(*[d for d in sizes if d in ds.dims])
+    ds = add_validity(ds, m)
     return apply_attrs(ds, {
         "model": m.name,
         "model_version": m.version,
@@ -216,6 +218,31 @@ def evaluate(model: str | Model = "single_level", *, chunks: Mapping[str, int] |
         "title": f"phasemap evaluation of model {m.name}",
         "references": m.references,
     }, model=m)
+
+
+def add_validity(ds: xr.Dataset, model: str | Model) -> xr.Dataset:
+    """Add the coordinate ``valid`` (int8, CF flags: 1 inside the model's validity domain).
+
+    Computed from the parameters alone (coordinates of ``ds``, the model's defaults for the
+    ones it lacks), so any dataset of the model gets it, whether evaluated or read from the
+    store, and it spans only the dimensions of the parameters it depends on. A lazy
+    parameter gives a lazy flag. Models without a declared domain are valid everywhere.
+    """
+    m = get_model(model)
+    if m.validity is None:
+        flag = xr.DataArray(np.int8(1))
+    else:
+        defaults = m.defaults()
+        args = {n: ds[n] if n in ds.coords else xr.DataArray(np.float64(defaults[n]))
+                for n in m.validity.params}
+        flag = xr.DataArray(m.validity.check(**args)).astype(np.int8)
+        flag = flag.drop_vars([c for c in flag.coords if c not in flag.dims])
+        flag = flag.transpose(*[d for d in ds.dims if d in flag.dims])
+    ds = ds.assign_coords(valid=flag)
+    ds["valid"].attrs.update(attrs_for("valid"))
+    ds["valid"].attrs["comment"] = (m.validity.description if m.validity is not None
+                                    else "no validity domain declared: valid everywhere")
+    return ds
 
 
 def evaluate_spec(spec: GridSpec, *, lazy: bool | None = None) -> xr.Dataset:

@@ -147,6 +147,20 @@ class Constraint:
 
 
 @dataclass(frozen=True)
+class Validity:
+    """The domain where a model's approximation holds (not its mathematical domain).
+
+    ``check`` takes the parameters it names (numpy arrays or DataArrays, broadcast) and
+    returns a mask that is true where the approximation is valid; ``description`` says what
+    it checks, in words and with the factor used.
+    """
+
+    params: tuple[str, ...]
+    check: Callable[..., Any]
+    description: str
+
+
+@dataclass(frozen=True)
 class Model:
     """A registered model: parameters, outputs, version and kernel.
 
@@ -184,6 +198,8 @@ class Model:
     #: every caller (evaluate, the store) gets them, and they are never stored.
     post: Callable[[dict, dict], dict] | None = None
     post_outputs: tuple[str, ...] = ()
+    #: Where the model's approximation holds; ``None``: everywhere in its parameter ranges.
+    validity: Validity | None = None
     extra: Mapping[str, object] = field(default_factory=dict)
     _specs: Mapping[str, Output] = field(default_factory=dict, repr=False, compare=False)
 
@@ -406,6 +422,25 @@ POSITIVE_LEAD_TEMPERATURES = Constraint(
 )
 
 
+#: Sequential tunnelling (a Pauli master equation with Fermi-golden-rule rates) treats the
+#: level as sharp: its lifetime broadening, the total tunnelling rate gamma_L + gamma_R
+#: (hbar = 1), must be small against the thermal width of the leads' Fermi functions, and the
+#: colder lead's is the narrower. "Small" is taken as a factor 10 (docs/model.md, "Validity").
+BROADENING_FACTOR = 0.1
+
+
+def _sequential_tunnelling_valid(T, dT, gamma_L, gamma_R):
+    return (gamma_L + gamma_R) <= BROADENING_FACTOR * (T - 0.5 * abs(dT))
+
+
+SEQUENTIAL_TUNNELLING = Validity(
+    params=("T", "dT", "gamma_L", "gamma_R"),
+    check=_sequential_tunnelling_valid,
+    description="sequential tunnelling: level broadening gamma_L + gamma_R at most "
+                f"{BROADENING_FACTOR:g} min(T_L, T_R)",
+)
+
+
 # The kernels loop over the last axis themselves (gufuncs with core dimension ``(n)``)
 # instead of being called once per element: numba then inlines the scalar functions into one
 # loop. Inputs are broadcast to the full shape first (views, no copies) by :func:`_rowwise`;
@@ -452,11 +487,27 @@ def _outputs_stage(j, x3, x5, x6, m, xL, xR, eL, eR, d, zL, zR, y1, y2, y3, y4, 
 
 
 @numba.njit(cache=True, inline="always")
-def _label_stage(x2, x3, m, j, y1, y2, y3, c0, c1):
+def _finite(x):
+    return abs(x) < math.inf  # False for NaN and +-inf
+
+
+@numba.njit(cache=True, inline="always")
+def _label_stage(x0, x1, x2, x3, x4, x5, x6, m, j, eL, eR, y1, y2, y3, y4, y5, c0, c1):
+    """Both labels from the signs of the factors: ``sign(Q_v) = sign(eps - mu_v) sign(J_L)``,
+    ``sign(P) = sign(dV) sign(J_L)`` (exact even where a product underflows), and
+    ``undefined`` where an input or an output is not finite."""
     for k in range(m):
         dt, dv = at(x2, k), at(x3, k)
-        c0[k] = regimes.regime_code(dt, dv, j[k], y1[k], y2[k], y3[k])
-        c1[k] = regimes.machine_code(dt, dv, j[k], y1[k], y2[k], y3[k])
+        defined = (_finite(at(x0, k)) & _finite(at(x1, k)) & _finite(dt) & _finite(dv)
+                   & _finite(at(x4, k)) & _finite(at(x5, k)) & _finite(at(x6, k))
+                   & _finite(j[k]) & _finite(y1[k]) & _finite(y2[k]) & _finite(y3[k])
+                   & _finite(y4[k]) & _finite(y5[k]))
+        sj = regimes.sign(j[k]) if defined else 0
+        c0[k], c1[k] = regimes.codes_from_signs(
+            defined, regimes.sign(dt) if defined else 0, regimes.sign(dv) if defined else 0,
+            sj, regimes.sign(eL[k]) * sj if defined else 0,
+            regimes.sign(eR[k]) * sj if defined else 0,
+            regimes.sign(dv) * sj if defined else 0)
 
 
 # The kernels run each block of points through stages, each a loop of its own: the frame,
@@ -485,7 +536,8 @@ def _fused_body(eps, T, dT, dV, mu, gL, gR, work, J, QL, QR, P, s, p1, regime, m
         _exp_stage(xR, m, zR)
         _current_stage(x5, x6, m, xL, xR, d, zL, zR, em, y0)
         _outputs_stage(y0, x3, x5, x6, m, xL, xR, eL, eR, d, zL, zR, y1, y2, y3, y4, y5)
-        _label_stage(x2, x3, m, y0, y1, y2, y3, c0, c1)
+        _label_stage(x0, x1, x2, x3, x4, x5, x6, m, y0, eL, eR, y1, y2, y3, y4, y5,
+                     c0, c1)
         for a, row in enumerate((J, QL, QR, P, s, p1)):
             block_done(w[15 + a], start, m, row)
         block_done(cb[0], start, m, regime)
@@ -510,7 +562,8 @@ def _derive_body(J, eps, T, dT, dV, mu, gL, gR, work, QL, QR, P, s, p1, regime, 
         _exp_stage(xL, m, zL)
         _exp_stage(xR, m, zR)
         _outputs_stage(xj, x3, x5, x6, m, xL, xR, eL, eR, d, zL, zR, y1, y2, y3, y4, y5)
-        _label_stage(x2, x3, m, xj, y1, y2, y3, c0, c1)
+        _label_stage(x0, x1, x2, x3, x4, x5, x6, m, xj, eL, eR, y1, y2, y3, y4, y5,
+                     c0, c1)
         for a, row in enumerate((QL, QR, P, s, p1)):
             block_done(w[15 + a], start, m, row)
         block_done(cb[0], start, m, regime)
@@ -644,6 +697,7 @@ single_level = register(Model(
     derive=_single_level_from_current,
     store_kernel=_single_level_store_kernel,
     references=PAPER,
+    validity=SEQUENTIAL_TUNNELLING,
 ))
 
 pauli = register(Model(
@@ -658,6 +712,7 @@ pauli = register(Model(
     post_outputs=MERIT_OUTPUTS,
     constraints=(POSITIVE_LEAD_TEMPERATURES,),
     references=PAPER,
+    validity=SEQUENTIAL_TUNNELLING,
 ))
 
 
@@ -756,6 +811,7 @@ anderson = register(Model(
     post_outputs=MERIT_OUTPUTS,
     stored=ANDERSON_OUTPUTS,
     constraints=(POSITIVE_LEAD_TEMPERATURES,),
+    validity=SEQUENTIAL_TUNNELLING,
 ))
 
 
@@ -818,4 +874,5 @@ coulomb_coupled_dots = register(Model(
     outputs=CCDD_OUTPUTS,
     stored=CCDD_OUTPUTS,
     constraints=(POSITIVE_LEAD_TEMPERATURES,),
+    validity=SEQUENTIAL_TUNNELLING,
 ))

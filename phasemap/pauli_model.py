@@ -37,11 +37,13 @@ import numpy as np
 from . import regimes
 from .models import (
     POSITIVE_LEAD_TEMPERATURES,
+    SEQUENTIAL_TUNNELLING,
     SINGLE_DOT_PARAMETERS,
     Constraint,
     Model,
     Output,
     Parameter,
+    Validity,
 )
 from .physics import pauli as engine
 
@@ -80,6 +82,7 @@ def pauli_model(name: str, *, version: str, description: str, charges: Sequence[
                 extra: Mapping[Output | str, Callable[[engine.PauliResult, dict], Any]]
                 | None = None,
                 constraints: Sequence[Constraint] = (POSITIVE_LEAD_TEMPERATURES,),
+                validity: Validity | None = SEQUENTIAL_TUNNELLING,
                 references: str = "") -> Model:
     """A two-terminal sequential-tunnelling model from its states, energies and rates.
 
@@ -99,6 +102,9 @@ def pauli_model(name: str, *, version: str, description: str, charges: Sequence[
         ``T ± dT/2``, ``mu ± dV/2``).
     extra : {Output or name: callable(result, params) -> array}, optional
         Further outputs computed from the engine's :class:`~phasemap.physics.pauli.PauliResult`.
+    validity : Validity or None
+        Where sequential tunnelling holds (default: broadening ``gamma_L + gamma_R`` at most
+        a tenth of the colder lead's temperature; it needs those parameters).
     """
     names = tuple(p.name for p in parameters)
     missing = [p for p in ("T", "dT", "dV", "mu") if p not in names]
@@ -140,4 +146,6 @@ def pauli_model(name: str, *, version: str, description: str, charges: Sequence[
     return Model(name=name, version=version, description=description,
                  parameters=tuple(parameters), kernel=kernel,
                  outputs=(*CORE_OUTPUTS, *extra, "regime", "machine"),
-                 constraints=tuple(constraints), references=references)
+                 constraints=tuple(constraints), references=references,
+                 validity=validity if validity is None or set(validity.params) <= set(names)
+                 else None)

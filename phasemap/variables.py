@@ -79,6 +79,11 @@ VARIABLES: dict[str, dict[str, Any]] = {
         "flag_values": list(range(len(MACHINE_LABELS))),
         "flag_meanings": " ".join(MACHINE_LABELS),
     },
+    "valid": {
+        "long_name": "inside the domain where the model's approximation holds",
+        "flag_values": [0, 1],
+        "flag_meanings": "approximation_not_valid approximation_valid",
+    },
 }
 
 # Figures of merit and current noise (phasemap.physics.merit, .fcs, .noise).

@@ -39,11 +39,18 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "phasemap"))
 
 # --- reference data ---------------------------------------------------------------------
 
+#: columns of the reference table that hold names, not numbers
+TEXT_COLUMNS = ("regime", "machine", "category")
+
+
 def load_reference() -> dict[str, np.ndarray]:
-    """The reference table as float64 columns (inputs and outputs read back bit-exactly)."""
+    """The reference table as float64 columns (inputs and outputs read back bit-exactly);
+    the label and category columns as arrays of str."""
     with REFERENCE_CSV.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    return {k: np.array([float(r[k]) for r in rows], dtype=np.float64) for k in rows[0]}
+    return {k: (np.array([r[k] for r in rows]) if k in TEXT_COLUMNS
+                else np.array([float(r[k]) for r in rows], dtype=np.float64))
+            for k in rows[0]}
 
 
 @pytest.fixture(scope="session")

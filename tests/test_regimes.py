@@ -28,8 +28,10 @@ REGIME_TABLE = (
     "refrigerator",
     "joule_heating",
     "conventional",
+    "undefined",
 )
-MACHINE_TABLE = ("idle", "heat_engine", "conductor", "refrigerator", "heater", "accelerator")
+MACHINE_TABLE = ("idle", "heat_engine", "conductor", "refrigerator", "heater", "accelerator",
+                 "undefined")
 
 STEP = 0.01
 # Grid points at half steps: no point falls on a boundary (+-2.5, +-7.5) itself.
@@ -310,8 +312,49 @@ def test_classify_reversed_frame_rules():
                                                             "heat_engine")
 
 
-def test_classify_nan_falls_through_to_the_last_label():
-    with np.errstate(invalid="ignore"):  # ordered comparisons with NaN set FE_INVALID
-        r, m = phasemap.classify(5.0, 5.0, np.nan, np.nan, np.nan)
-    assert REGIME_TABLE[int(r)] == "conventional"
-    assert MACHINE_TABLE[int(m)] == "accelerator"
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", range(6))
+def test_classify_not_finite_is_undefined(bad, where):
+    """Any non-finite argument makes the point undefined in both lenses, never a regime."""
+    args = [5.0, 5.0, 0.2, -0.5, 0.5, 1.0]
+    args[where] = bad
+    with np.errstate(invalid="ignore"):
+        r, m = phasemap.classify(*args)
+    assert (REGIME_TABLE[int(r)], MACHINE_TABLE[int(m)]) == ("undefined", "undefined")
+
+
+@pytest.mark.parametrize(("dT", "dV", "J", "regime", "machine"), [
+    # P omitted: its sign is sign(dV) sign(J_L), even where dV * J_L underflows to 0
+    (5.0, 1e-300, -1e-300, "absolute_negative_mobility", "heat_engine"),
+    (5.0, -1e-300, 1e-300, "heat_engine", "heat_engine"),
+    (-5.0, 1e-300, -5e-324, "heat_engine", "heat_engine"),
+])
+def test_classify_power_sign_from_the_factors(dT, dV, J, regime, machine):
+    assert dV * J == 0.0  # the rounded product would say "conductor"
+    r, m = phasemap.classify(dT, dV, J, 1.0, 1.0)
+    assert (REGIME_TABLE[int(r)], MACHINE_TABLE[int(m)]) == (regime, machine)
+
+
+@pytest.mark.parametrize("bad", [{"eps": np.nan}, {"T": np.inf}, {"dV": -np.inf},
+                                 {"gamma_R": np.inf}, {"mu": np.nan}])
+def test_model_labels_points_with_non_finite_input_undefined(bad):
+    """The kernel (called without evaluate's validation) never gives such a point a
+    regime, even where its outputs happen to be finite (gamma_R = inf)."""
+    params = {"eps": -15.0, "T": 7.5, "dT": 5.0, "dV": 5.0} | bad
+    with np.errstate(all="ignore"):
+        out = phasemap.get_model("single_level")(**params)
+    assert REGIME_TABLE[int(out["regime"])] == "undefined"
+    assert MACHINE_TABLE[int(out["machine"])] == "undefined"
+
+
+def test_model_and_classify_agree_where_products_underflow():
+    """Issue 13's point: (eps, T, dT, dV) = (-25.27, 0.0364, -4.1e-14, -2.0e-14) is a heat
+    engine (P = dV J_L < 0 although dV J_L rounds to 0); the fused kernel and classify on
+    its outputs say so, and no output is -0.0."""
+    out = phasemap.get_model("single_level")(eps=-25.27, T=0.0364, dT=-4.1e-14, dV=-2.0e-14,
+                                             gamma_L=0.001, gamma_R=0.001)
+    assert MACHINE_TABLE[int(out["machine"])] == "heat_engine"
+    assert float(out["P"]) < 0 and -2.0e-14 * float(out["J_L"]) == 0.0
+    r, m = phasemap.classify(-4.1e-14, -2.0e-14, out["J_L"], out["Q_L"], out["Q_R"])
+    assert (int(r), int(m)) == (int(out["regime"]), int(out["machine"]))
+    assert not any(np.signbit(v) and v == 0 for v in out.values())

@@ -28,6 +28,8 @@ LABEL_COLORS: dict[str, str] = {
     "conductor": "#882255",
     "heater": "#CCBB44",
     "accelerator": "#BBCCEE",
+    # both lenses: inputs or outputs not finite
+    "undefined": "#FFFFFF",
 }
 
 #: label name -> the words a legend shows, with the paper's abbreviation where it has one.
