@@ -403,11 +403,14 @@ def cache_ls(store: StoreOpt = None) -> None:
     st = _store(store)
     table = Table(Column("id", no_wrap=True, min_width=16), "name", "model", "shape", "points",
                   "created", title=st.url)  # ids are never shortened: users copy them
-    for r in sorted(st.requests(), key=lambda r: r.get("created", "")):
+    problems: list[str] = []
+    for r in sorted(st.requests(problems=problems), key=lambda r: r.get("created", "")):
         table.add_row(r["id"], r["spec"].get("name") or "", r["spec"].get("model", ""),
                       " x ".join(f"{d}:{n}" for d, n in zip(r["dims"], r["shape"], strict=True)),
                       f"{r['points']:,}", r.get("created", ""))
     out.print(table)
+    for problem in problems:  # a damaged record is reported, the rest still listed
+        out.print(f"DAMAGED {problem}", soft_wrap=True)
 
 
 @cache_app.command("info")
@@ -430,10 +433,10 @@ def cache_verify(store: StoreOpt = None) -> None:
     st = _store(store)
     bad = st.verify()
     for r in bad:
-        out.print(f"BAD family {r.family} shard {'.'.join(map(str, r.shard))} "
-                  f"{r.variable}: {r.problem}")
+        out.print(f"BAD family {r.family or '-'} {r.where} {r.variable}: {r.problem}",
+                  soft_wrap=True)
     if bad:
-        out.print(f"{len(bad)} damaged shard object(s); run 'phasemap cache repair'")
+        out.print(f"{len(bad)} problem(s); run 'phasemap cache repair'")
         raise typer.Exit(1)
     out.print(f"ok: every committed shard in {st.url} verified")
 
@@ -448,9 +451,15 @@ def cache_repair(store: StoreOpt = None, scheduler: SchedulerOpt = None) -> None
     with get_client(scheduler) as client:
         fixed = st.repair(client=client)
     for r in fixed:
-        out.print(f"repaired family {r.family} shard {'.'.join(map(str, r.shard))} "
-                  f"({r.variable}: {r.problem})")
-    out.print(f"{len(fixed)} damaged shard object(s) recomputed")
+        out.print(f"repaired family {r.family or '-'} {r.where} ({r.variable}: {r.problem})",
+                  soft_wrap=True)
+    left = st.verify()
+    for r in left:
+        out.print(f"NOT REPAIRED family {r.family or '-'} {r.where} {r.variable}: "
+                  f"{r.problem}", soft_wrap=True)
+    out.print(f"{len(fixed)} problem(s) found, {len(left)} left")
+    if left:
+        raise typer.Exit(1)
 
 
 @cache_app.command("rm")
@@ -466,15 +475,16 @@ def cache_rm(dataset: Annotated[str, typer.Argument(help="Dataset id.")],
 @handle_errors
 def cache_gc(store: StoreOpt = None,
              grace: Annotated[float, typer.Option(
-                 "--grace", help="Keep anything touched within this many seconds (a compute "
-                                 "in flight records its dataset only when it ends).")]
+                 "--grace", help="Keep temporary files younger than this many seconds (a "
+                                 "running compute's families are kept by its lease).")]
              = 3600.0) -> None:
-    """Delete data no dataset refers to and leftover temporary files."""
+    """Delete data no dataset refers to and no running compute holds, and leftovers."""
     if not grace >= 0:
         raise ParameterError("--grace", grace, "a number of seconds >= 0")
     res = _store(store).gc(grace_seconds=grace)
     out.print(f"removed {res['families_removed']} unreferenced famil(ies), "
-              f"{res['temporaries_removed']} temporary file(s)")
+              f"{res['temporaries_removed']} temporary file(s), "
+              f"{res['leases_removed']} expired lease(s)")
 
 
 # --- figures ----------------------------------------------------------------------------

@@ -330,13 +330,13 @@ def test_rm_then_gc_deletes_the_data(tmp_path, client):
     with pytest.raises(ParameterError):
         store.remove_request(drop.attrs["dataset_id"])
 
-    # a family created moments ago may belong to a compute in flight: the default grace
-    # period keeps it, and its temporaries
-    assert store.gc() == {"families_removed": 0, "temporaries_removed": 0}
-    assert drop_dir.is_dir() and (keep_dir / ".tmp-leftover").exists()
+    # no compute holds a lease on the unreferenced family: it goes at once; the grace
+    # period keeps young temporaries only
+    assert store.gc() == {"families_removed": 1, "temporaries_removed": 0,
+                          "leases_removed": 0}
+    assert not drop_dir.exists() and (keep_dir / ".tmp-leftover").exists()
     res = store.gc(grace_seconds=0)
-    assert res == {"families_removed": 1, "temporaries_removed": 1}
-    assert not drop_dir.exists()
+    assert res == {"families_removed": 0, "temporaries_removed": 1, "leases_removed": 0}
     assert not (keep_dir / ".tmp-leftover").exists()
     assert store.families() == [keep.attrs["family"]]
     assert store.verify() == []
@@ -603,13 +603,13 @@ def test_a_committed_shard_that_cannot_be_read_is_an_error_never_nan(tmp_path):
     files = shard_files(store)
     files[0].unlink()
     with pytest.raises(StoreCorrupted) as info:
-        store.open(rid).J_L.values
+        store.open(rid).J_L.load()
     assert str(tmp_path) not in str(info.value)
     assert info.value.family == ds.attrs["family"] and info.value.variable == "J_L"
     with pytest.raises(StoreCorrupted):
-        compute(spec, store).regime.values
+        compute(spec, store).regime.load()
     with pytest.raises(StoreCorrupted):
-        store.point(rid, {"eps": 0.0, "T": 7.5})
+        store.point(rid, {"eps": -1.0, "T": 7.5})  # in files[0], the lower shard
     assert [r.problem for r in store.verify()] == ["missing"]
 
 
@@ -617,14 +617,14 @@ def test_a_flipped_bit_is_an_error_on_read(tmp_path):
     from phasemap.errors import StoreCorrupted
 
     store = Store(tmp_path / "store")
-    spec = grid(eps=(-2.0, 2.0, 41), T=[7.5])
+    spec = grid(eps=(0.0, 4.0, 41), T=[7.5])  # one shard
     compute(spec, store)
     (victim,) = shard_files(store)
     data = bytearray(victim.read_bytes())
-    data[len(data) // 3] ^= 0x40
+    data[100] ^= 0x40  # inside the first inner chunk (the one this window reads)
     victim.write_bytes(bytes(data))
     with pytest.raises(StoreCorrupted) as info:
-        store.open(spec_id(spec)).J_L.values
+        store.open(spec_id(spec)).J_L.load()
     assert "checksum" in str(info.value).lower() and str(tmp_path) not in str(info.value)
 
 
@@ -638,7 +638,7 @@ def test_the_cli_exits_non_zero_on_a_missing_committed_shard(tmp_path):
     rid = compute(spec, store).attrs["dataset_id"]
     shard_files(store)[0].unlink()
     res = CliRunner().invoke(app, ["query", rid, "--store", store.root, "--at",
-                                   "eps=0,T=7.5"])
+                                   "eps=-1,T=7.5"])
     assert res.exit_code != 0, res.output
     res = CliRunner().invoke(app, ["cache", "verify", "--store", store.root])
     assert res.exit_code == 1 and "missing" in res.output

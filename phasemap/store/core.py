@@ -29,6 +29,8 @@ import itertools
 import json
 import math
 import os
+import socket
+import struct
 import tempfile
 import threading
 import time
@@ -48,11 +50,11 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 from .. import __version__
 from .. import accessor as _accessor  # noqa: F401  (datasets carry ds.phasemap)
 from .._paths import default_store_url
-from ..errors import ParameterError, StoreError
+from ..errors import ParameterError, StoreCorrupted, StoreError
 from ..grid import GridSpec, grid_index
 from ..models import OUTPUT_DTYPES, get_model
 from ..variables import apply_attrs, attrs_for
-from .layout import FamilyLayout, Window
+from .layout import SLOT_LENGTH, UNREGISTERED, FamilyLayout, Window, slot_of
 
 
 def compressors() -> list:
@@ -61,6 +63,11 @@ def compressors() -> list:
     and stores J_L in ~0.80 of its raw size instead of ~0.94), then a CRC32C per inner chunk
     for ``verify``."""
     return [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"), Crc32cCodec()]
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def _utcnow() -> str:
@@ -82,23 +89,85 @@ def shard_name(shard: Iterable[int]) -> str:
 
 @dataclass
 class ShardReport:
-    """What :meth:`Store.verify` found wrong with one committed shard."""
+    """What :meth:`Store.verify` found wrong: a committed shard (``shard``), or with
+    ``shard=None`` a family's metadata, a stray file or a damaged dataset record."""
 
     family: str
-    shard: tuple[int, ...]
+    shard: tuple[int, ...] | None
     variable: str
     problem: str
+
+    @property
+    def where(self) -> str:
+        """``"shard 3.1"``, or ``"metadata"`` when the report is not about a shard."""
+        return "metadata" if self.shard is None else "shard " + shard_name(self.shard)
+
+
+#: Most files (shard objects, commit records, slots) one request may create; override with
+#: ``Store(max_files=...)`` or ``PHASEMAP_MAX_FILES``.
+MAX_FILES_PER_REQUEST = 20_000
+#: A lease is honoured by ``gc`` for this long after its holder's last heartbeat [s].
+LEASE_TTL = 120.0
+#: How often a compute renews its lease [s].
+LEASE_HEARTBEAT = 15.0
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (/proc)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: set and restore (racy only against other threads)
+    os.umask(mask)
+    return mask
+
+
+def _env_int(name: str) -> int | None:
+    text = os.environ.get(name)
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ParameterError(name, text, "a whole number") from None
+    if value <= 0:
+        raise ParameterError(name, text, "a whole number > 0")
+    return value
 
 
 class Store:
     """A phasemap store at ``url`` (local path or fsspec URL; default :func:`default_store_url`).
 
     Instances are cheap; they hold no open files.
+
+    Parameters
+    ----------
+    url : str or path, optional
+    quota_bytes : int, optional
+        Most bytes the store may hold: a compute whose shards (counted uncompressed) would
+        take it past this is refused before it writes anything. Default
+        ``$PHASEMAP_STORE_QUOTA``, else no quota.
+    max_files : int, optional
+        Most files one request may create (default ``$PHASEMAP_MAX_FILES``, else
+        :data:`MAX_FILES_PER_REQUEST`).
+
+    Files the store writes (shards, commit records, slots, requests, leases, metadata) are
+    created as ``open`` would create them: mode ``0o666`` minus the umask (``0o644`` under
+    the usual ``022``, ``0o664`` under ``002`` for a store shared by a group); folders
+    ``0o777`` minus the umask.
     """
 
-    def __init__(self, url: str | os.PathLike | None = None):
+    def __init__(self, url: str | os.PathLike | None = None, quota_bytes: int | None = None,
+                 max_files: int | None = None):
         url = str(url) if url is not None else default_store_url()
         self.url = url
+        self.quota_bytes = quota_bytes if quota_bytes is not None else \
+            _env_int("PHASEMAP_STORE_QUOTA")
+        self.max_files = max_files if max_files is not None else \
+            (_env_int("PHASEMAP_MAX_FILES") or MAX_FILES_PER_REQUEST)
+        self.file_mode = 0o666 & ~_umask()
         self.fs, self.root = fsspec.core.url_to_fs(url)
         self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple)
                                 else (self.fs.protocol,))
@@ -129,6 +198,7 @@ class Store:
                 os.makedirs(folder, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
             try:
+                os.fchmod(fd, self.file_mode)  # mkstemp makes 0600: the store's one mode
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
                 os.replace(tmp, path)
@@ -138,6 +208,45 @@ class Store:
                 raise
         else:
             self.fs.pipe_file(path, data)
+
+    def create_blob(self, key: str, data: bytes) -> bool:
+        """Write ``data`` at ``key`` only if nothing is there; ``False`` if something is.
+
+        Atomic on a local disk (a hard link of a whole temporary file fails if the name
+        exists). On object stores it is fsspec's ``mode="create"`` (a conditional PUT where
+        the backend has one, else a check then a PUT).
+        """
+        path = self._path(key)
+        if not self.local:
+            if self.fs.exists(path):
+                return False
+            try:
+                self.fs.pipe_file(path, data, mode="create")
+            except (FileExistsError, TypeError):
+                return False
+            return True
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        try:
+            os.fchmod(fd, self.file_mode)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            except OSError:  # no hard links here: exclusive create of the name itself
+                try:
+                    fd2 = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                except FileExistsError:
+                    return False
+                with os.fdopen(fd2, "wb") as f:
+                    f.write(data)
+            return True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     def read_blob(self, key: str) -> bytes | None:
         try:
@@ -176,11 +285,20 @@ class Store:
         return [n for n in self.list_blobs("families") if n != "zarr.json"]
 
     def family_by_key(self, key: str) -> Family:
+        """The family stored under ``key``; :class:`StoreCorrupted` if its metadata is
+        damaged or does not define that family."""
         raw = self.read_blob(f"families/{key}/zarr.json")
         if raw is None:
-            raise StoreError(f"no family {key!r} in store {self.url}")
-        definition = json.loads(raw)["attributes"]["phasemap_family"]
-        return Family(self, FamilyLayout.from_definition(definition))
+            raise StoreError(f"no family {key!r} in this store")
+        try:
+            definition = json.loads(raw)["attributes"]["phasemap_family"]
+            layout = FamilyLayout.from_definition(definition)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreCorrupted(key, None, "*", f"group metadata unreadable "
+                                                 f"({type(exc).__name__})") from None
+        if layout.key != key:
+            raise StoreCorrupted(key, None, "*", "group metadata defines another family")
+        return Family(self, layout)
 
     # --- requests -------------------------------------------------------------------------
     def record_request(self, spec: GridSpec, family: Family, stats: dict[str, Any],
@@ -194,34 +312,54 @@ class Store:
         self.write_blob(f"requests/{rid}.json", json.dumps(record, indent=1).encode())
         return rid
 
-    def requests(self) -> list[dict[str, Any]]:
+    def requests(self, problems: list[str] | None = None) -> list[dict[str, Any]]:
+        """Every readable dataset record. A damaged one is skipped (never an error for the
+        rest) and described in ``problems`` when a list is given."""
         out = []
         for name in self.list_blobs("requests"):
             if name.endswith(".json"):
-                raw = self.read_blob(f"requests/{name}")
-                if raw:
-                    out.append(json.loads(raw))
+                try:
+                    out.append(self._request_record(name[:-5]))
+                except StoreError as exc:
+                    if problems is not None:
+                        problems.append(str(exc))
         return out
+
+    def _request_record(self, rid: str) -> dict[str, Any]:
+        raw = self.read_blob(f"requests/{rid}.json")
+        if raw is None:
+            raise ParameterError("dataset", rid, "a dataset id present in this store")
+        try:
+            record = json.loads(raw)
+            if not isinstance(record, dict) or not {"id", "spec", "family"} <= set(record):
+                raise ValueError("not a dataset record")
+        except ValueError as exc:
+            raise StoreError(f"dataset record {rid} is damaged ({exc.__class__.__name__}); "
+                             f"'phasemap cache rm {rid}' forgets it") from None
+        return record
 
     def request(self, rid: str) -> dict[str, Any]:
         if not isinstance(rid, str) or not rid.isalnum():
             raise ParameterError("dataset", rid, "a dataset id as listed by the store")
-        raw = self.read_blob(f"requests/{rid}.json")
-        if raw is None:
-            raise ParameterError("dataset", rid, f"a dataset id present in store {self.url}")
-        return json.loads(raw)
+        return self._request_record(rid)
+
+    def _window(self, spec: GridSpec) -> tuple[Family, Window]:
+        """The family and the window of ``spec``, explicit values looked up (never
+        registered), refusing any shard that is not committed for exactly these values."""
+        layout = FamilyLayout.from_spec(spec)
+        fam = Family(self, layout)
+        window = Window.from_spec(layout, spec, fam.slots_for(spec))
+        missing = set(window.shards()) - fam.committed_for(window)
+        if missing:
+            raise StoreError(f"{len(missing)} of {window.n_shards()} shards of this grid are "
+                             "not in the store; compute it first")
+        return fam, window
 
     def open(self, rid_or_spec: str | GridSpec) -> xr.Dataset:
         """Open a stored dataset lazily, by id or by spec; nothing is computed."""
         spec = (rid_or_spec if isinstance(rid_or_spec, GridSpec)
                 else GridSpec.from_dict(self.request(rid_or_spec)["spec"]))
-        layout = FamilyLayout.from_spec(spec)
-        fam = self.family(layout, create=False)
-        window = Window.from_spec(layout, spec)
-        missing = set(window.shards()) - fam.committed()
-        if missing:
-            raise StoreError(f"{len(missing)} of {window.n_shards()} shards of this grid are not "
-                             f"in store {self.url}; compute it first")
+        fam, window = self._window(spec)
         return fam.open_window(window, spec)
 
     def point(self, rid_or_spec: str | GridSpec, at: dict[str, float]) -> dict[str, Any]:
@@ -233,81 +371,215 @@ class Store:
         spec = (rid_or_spec if isinstance(rid_or_spec, GridSpec)
                 else GridSpec.from_dict(self.request(rid_or_spec)["spec"]))
         layout = FamilyLayout.from_spec(spec)
-        window = Window.from_spec(layout, spec)
         index = []
         for name in layout.dims:
             if name not in at:
                 raise ParameterError("at", at, f"a value for every dimension "
                                                f"({', '.join(layout.dims)})")
-            index.append(grid_index(name, window.coords[name], float(at[name])))
-        shard = tuple(int(sh) for sh in _shard_of(window, tuple(index)))
+            index.append(grid_index(name, spec.axis_values(name), float(at[name])))
         fam = Family(self, layout)
-        if fam.commit_record(shard) is None:
-            raise StoreError(f"the shard holding this point is not in store {self.url}; "
+        window = Window.from_spec(layout, spec, fam.slots_for(spec))
+        shard = tuple(int(sh) for sh in _shard_of(window, tuple(index)))
+        if shard not in fam.committed_for(window, [shard]):
+            raise StoreError("the shard holding this point is not in the store; "
                              "compute the grid first")
         return fam.read_point(window, tuple(index))
 
     def remove_request(self, rid: str) -> None:
-        self.request(rid)
+        """Forget dataset ``rid`` (also when its record is damaged)."""
+        if not isinstance(rid, str) or not rid.isalnum() or \
+                self.read_blob(f"requests/{rid}.json") is None:
+            raise ParameterError("dataset", rid, "a dataset id present in this store")
         self.delete(f"requests/{rid}.json")
+        self.delete(f"requests/{rid}.shards")
 
+    # --- leases, limits -------------------------------------------------------------------
+    def leases(self) -> list[dict[str, Any]]:
+        """Every lease in the store (live or not): ``id``, ``families``, ``heartbeat``."""
+        out = []
+        for name in self.list_blobs("leases"):
+            raw = self.read_blob(f"leases/{name}")
+            try:
+                lease = json.loads(raw) if raw else None
+                out.append({"id": name.removesuffix(".json"),
+                            "families": list(lease["families"]),
+                            "heartbeat": float(lease["heartbeat"])})
+            except (ValueError, KeyError, TypeError):
+                out.append({"id": name.removesuffix(".json"), "families": [],
+                            "heartbeat": 0.0, "damaged": True})
+        return out
+
+    def usage(self) -> int:
+        """Bytes the store holds (every file under its root)."""
+        if self.local:
+            total = 0
+            for dirpath, _, files in os.walk(self.root):
+                for f in files:
+                    with contextlib.suppress(FileNotFoundError):
+                        total += os.lstat(os.path.join(dirpath, f)).st_size
+            return total
+        try:
+            return int(self.fs.du(self.root, total=True))
+        except FileNotFoundError:
+            return 0
+
+    def check_limits(self, p: Plan) -> None:
+        """Refuse a plan that would create more than ``max_files`` files or take the store
+        past ``quota_bytes``, before anything is written."""
+        files = p.files_to_create
+        if files > self.max_files:
+            raise ParameterError(
+                "files", files, f"at most {self.max_files:,} files per request",
+                f"{len(p.missing):,} shards of {p.layout.shard_points:,} points; use ranges "
+                "instead of long lists of values, or Store(max_files=...) / "
+                "PHASEMAP_MAX_FILES")
+        if self.quota_bytes is not None:
+            need = p.bytes_to_write
+            used = self.usage()
+            if used + need > self.quota_bytes:
+                raise ParameterError(
+                    "quota", used + need, f"at most {self.quota_bytes:,} bytes in this store",
+                    f"it holds {used:,} bytes and this request would write up to {need:,}; "
+                    "'phasemap cache rm' and 'phasemap cache gc' free space")
+
+    # --- maintenance ----------------------------------------------------------------------
     def gc(self, grace_seconds: float = 3600.0) -> dict[str, int]:
-        """Delete families no request refers to, and stray temporaries; return counts.
+        """Delete families no request refers to and no live compute holds, expired leases
+        and stray temporaries; return counts.
 
-        On a local store, anything touched within ``grace_seconds`` is kept: a compute in
-        flight has created its family (and temporaries) but records its request only at the
-        end, so a ``gc`` running beside it must not take them.
+        A compute holds a :class:`Lease` on its families, renewed every
+        :data:`LEASE_HEARTBEAT` seconds; ``gc`` keeps every family named by a lease whose
+        last heartbeat is less than :data:`LEASE_TTL` old (read from the lease itself, so the
+        same on object stores), and re-reads the leases just before deleting each family.
+        Temporaries (local disks only) go when their family has no live lease and they are
+        older than ``grace_seconds``.
         """
         now = time.time()
 
-        def recent(key: str) -> bool:
-            if not self.local:
-                return False
-            newest = 0.0
-            for sub in ("", "/commits"):
-                with contextlib.suppress(FileNotFoundError):
-                    newest = max(newest, os.path.getmtime(self._path(key + sub)))
-            return now - newest < grace_seconds
+        def live_families() -> tuple[set[str], list[str]]:
+            live: set[str] = set()
+            expired = []
+            for lease in self.leases():
+                if time.time() - lease["heartbeat"] < LEASE_TTL:
+                    live.update(lease["families"])
+                else:
+                    expired.append(lease["id"])
+            return live, expired
 
         used = {r["family"] for r in self.requests()}
+        live, _ = live_families()
         removed = 0
         for key in self.families():
-            if key not in used and not recent(f"families/{key}"):
-                self.delete(f"families/{key}", recursive=True)
-                removed += 1
+            if key in used or key in live:
+                continue
+            live, _ = live_families()  # a compute may have started since
+            if key in live:
+                continue
+            self.delete(f"families/{key}", recursive=True)
+            removed += 1
+        live, expired = live_families()
+        for lid in expired:
+            self.delete(f"leases/{lid}.json")
         temps = 0
         if self.local:
             for dirpath, _, files in os.walk(self.root):
+                rel = os.path.relpath(dirpath, self.root).split(os.sep)
+                if len(rel) >= 2 and rel[0] == "families" and rel[1] in live:
+                    continue
                 for f in files:
                     path = os.path.join(dirpath, f)
-                    if (f.startswith(".tmp-") or f.endswith(".partial")) and \
-                            now - os.path.getmtime(path) >= grace_seconds:
-                        os.unlink(path)
-                        temps += 1
-        return {"families_removed": removed, "temporaries_removed": temps}
+                    with contextlib.suppress(FileNotFoundError):
+                        if (f.startswith(".tmp-") or f.endswith(".partial")) and \
+                                now - os.path.getmtime(path) >= grace_seconds:
+                            os.unlink(path)
+                            temps += 1
+        return {"families_removed": removed, "temporaries_removed": temps,
+                "leases_removed": len(expired)}
 
     def verify(self, families: Iterable[str] | None = None,
                progress: Callable[[int, int], None] | None = None) -> list[ShardReport]:
-        """Check every committed shard: objects present, sizes as recorded, checksums."""
+        """Check the store: dataset records readable; each family's group and array metadata
+        as its definition makes them; no stray file among its commit records; every
+        committed shard present, of its recorded size, with matching checksums; and every
+        recorded dataset with all its shards committed."""
         bad: list[ShardReport] = []
+        problems: list[str] = []
+        records = self.requests(problems=problems)
+        bad.extend(ShardReport("", None, "*", p) for p in problems)
         keys = list(families) if families is not None else self.families()
+        ok = {}
         for key in keys:
-            bad.extend(self.family_by_key(key).verify(progress))
+            try:
+                ok[key] = fam = self.family_by_key(key)
+            except StoreCorrupted as exc:
+                bad.append(ShardReport(key, None, exc.variable, exc.problem))
+                continue
+            bad.extend(fam.verify(progress))
+        for record in records:
+            fam = ok.get(record["family"])
+            if fam is None:
+                if families is None and record["family"] not in keys:
+                    bad.append(ShardReport(record["family"], None, "*",
+                                           f"family of dataset {record['id']} is missing"))
+                continue
+            try:
+                p = plan(GridSpec.from_dict(record["spec"]), self)
+            except (ParameterError, StoreError) as exc:
+                bad.append(ShardReport(record["family"], None, "*",
+                                       f"dataset {record['id']}: {exc}"[:200]))
+                continue
+            bad.extend(ShardReport(fam.key, shard, "*",
+                                   f"not committed (dataset {record['id']})")
+                       for shard in sorted(set(p.missing)))
         return bad
 
     def repair(self, client=None, progress=None) -> list[ShardReport]:
-        """Recompute every shard :meth:`verify` reports; return what was repaired."""
+        """Mend everything :meth:`verify` reports; return what was reported.
+
+        Never deletes before the replacement is ready: metadata is rewritten (atomically)
+        from the family definition, damaged shards are recomputed into place (each shard
+        object replaced atomically, then its record), a stray file among the commit records
+        is removed, and a dataset with shards not committed is computed again. Interrupted,
+        it leaves the store as consistent as before, with what is left still reported.
+        """
         bad = self.verify()
         by_family: dict[str, set[tuple[int, ...]]] = {}
+        datasets: set[str] = set()
         for r in bad:
-            by_family.setdefault(r.family, set()).add(r.shard)
+            if r.problem.startswith("not committed (dataset "):
+                datasets.add(r.problem.split("dataset ", 1)[1].rstrip(")"))
+            elif r.shard is None and r.problem.startswith("stray file commits/"):
+                name = r.problem.removeprefix("stray file commits/")
+                self.delete(f"families/{r.family}/commits/{name}", recursive=True)
+            elif r.shard is None and r.family:
+                self._repair_metadata(r.family)
+            elif r.shard is not None:
+                by_family.setdefault(r.family, set()).add(r.shard)
         for key, shards in by_family.items():
             fam = self.family_by_key(key)
-            for shard in shards:
-                fam.uncommit(shard)
-            slot_values = fam.slot_values()
-            run_shards(self, fam, sorted(shards), slot_values, client=client, progress=progress)
+            slot_values = fam.slot_values(sorted(shards))
+            known = [s for s in sorted(shards)  # a shard whose value is lost stays reported
+                     if all(not ax.explicit or s[i] in slot_values[ax.name]
+                            for i, ax in enumerate(fam.layout.axes))]
+            with Lease(self, [key]):
+                run_shards(self, fam, known, slot_values, client=client, progress=progress)
+        for rid in sorted(datasets):
+            compute(GridSpec.from_dict(self.request(rid)["spec"]), self, client=client)
         return bad
+
+    def _repair_metadata(self, key: str) -> None:
+        """Rewrite family ``key``'s group and array metadata from its definition (from the
+        group, else from a dataset record of that family)."""
+        try:
+            layout = self.family_by_key(key).layout
+        except StoreCorrupted:
+            layouts = [FamilyLayout.from_spec(GridSpec.from_dict(r["spec"]))
+                       for r in self.requests() if r["family"] == key]
+            layouts = [lay for lay in layouts if lay.key == key]
+            if not layouts:
+                return  # nothing defines it: no dataset needs it, gc removes it
+            layout = layouts[0]
+        Family(self, layout).write_metadata()
 
 
 class Family:
@@ -324,16 +596,20 @@ class Family:
         self._records_lock = threading.Lock()
 
     def create(self) -> None:
-        """Create the group and its arrays if missing (safe to race with other processes)."""
+        """Create the group and its arrays if missing (safe to race with other processes).
+
+        Metadata that exists but is damaged is an error (:class:`StoreCorrupted`): it is
+        ``repair``'s to rewrite, never a compute's to write over silently.
+        """
         raw = self.store.read_blob(f"{self.prefix}/zarr.json")
-        if raw is not None and "phasemap_family" in json.loads(raw).get("attributes", {}) and all(
-                self.store.read_blob(f"{self.prefix}/{v}/zarr.json") is not None
-                for v in self.layout.stored):
-            return
+        if raw is not None:
+            self.store.family_by_key(self.key)  # raises if the group metadata is damaged
+            if all(self.store.read_blob(f"{self.prefix}/{v}/zarr.json") is not None
+                   for v in self.layout.stored):
+                return
         # The group (with the family definition) first: creating an array writes any missing
         # parent group with *empty* attributes, and open_group(mode="a") never updates those.
-        family_attrs = {"phasemap_family": self.layout.definition(),
-                        "phasemap_version": __version__}
+        family_attrs = self._group_attrs()
         try:
             group = zarr.open_group(self.store.zstore, path=self.prefix, mode="a",
                                     attributes=family_attrs)
@@ -342,31 +618,121 @@ class Family:
         if "phasemap_family" not in group.attrs:
             group.attrs.update(family_attrs)
         for var in self.layout.stored:
-            dtype = OUTPUT_DTYPES[var] if OUTPUT_DTYPES[var].kind == "i" else self.layout.dtype
-            fill = -1 if np.dtype(dtype).kind == "i" else np.nan
-            attrs = attrs_for(var)
-            if "flag_values" in attrs:
-                attrs["flag_values"] = [int(x) for x in attrs["flag_values"]]
             try:
-                zarr.create_array(
-                    self.store.zstore, name=f"{self.prefix}/{var}", shape=self.layout.shape,
-                    shards=self.layout.shard_shape, chunks=self.layout.inner_shape,
-                    dtype=dtype, fill_value=fill,
-                    compressors=compressors(),
-                    dimension_names=self.layout.dims, attributes=attrs,
-                    config={"write_empty_chunks": True}, overwrite=False)
+                zarr.create_array(self.store.zstore, name=f"{self.prefix}/{var}",
+                                  **self._array_kwargs(var), overwrite=False)
             except zarr.errors.ContainsArrayError:
                 pass
+
+    def _group_attrs(self) -> dict[str, Any]:
+        return {"phasemap_family": self.layout.definition(), "phasemap_version": __version__}
+
+    def _array_kwargs(self, var: str) -> dict[str, Any]:
+        """Everything that defines stored output ``var``'s Zarr array (one place, used to
+        create it and to check and rebuild its metadata)."""
+        dtype = OUTPUT_DTYPES[var] if OUTPUT_DTYPES[var].kind == "i" else self.layout.dtype
+        fill = -1 if np.dtype(dtype).kind == "i" else np.nan
+        attrs = attrs_for(var)
+        if "flag_values" in attrs:
+            attrs["flag_values"] = [int(x) for x in attrs["flag_values"]]
+        return dict(shape=self.layout.shape, shards=self.layout.shard_shape,
+                    chunks=self.layout.inner_shape, dtype=dtype, fill_value=fill,
+                    compressors=compressors(), dimension_names=self.layout.dims,
+                    attributes=attrs, config={"write_empty_chunks": True})
+
+    def expected_metadata(self) -> dict[str, bytes]:
+        """The bytes of the group's and every array's ``zarr.json`` as :meth:`create` writes
+        them, keyed by store key (made in a scratch store)."""
+        with tempfile.TemporaryDirectory(prefix="phasemap-meta-") as tmp:
+            scratch = zarr.storage.LocalStore(tmp)
+            zarr.open_group(scratch, path="g", mode="w", attributes=self._group_attrs())
+            out = {f"{self.prefix}/zarr.json": _read(os.path.join(tmp, "g", "zarr.json"))}
+            for var in self.layout.stored:
+                zarr.create_array(scratch, name=f"g/{var}", **self._array_kwargs(var))
+                out[f"{self.prefix}/{var}/zarr.json"] = _read(
+                    os.path.join(tmp, "g", var, "zarr.json"))
+        return out
+
+    def write_metadata(self) -> None:
+        """Replace the group's and arrays' metadata, atomically, by what the family's
+        definition makes (``repair``); shards and records are untouched."""
+        for key, data in self.expected_metadata().items():
+            self.store.write_blob(key, data)
+        _ENCODERS.clear()
+        _open_array.cache_clear()
+
+    def check_metadata(self) -> list[ShardReport]:
+        """Reports for each array whose metadata is missing, unreadable or not the one the
+        family's definition makes (attributes aside, which may differ between versions)."""
+        bad = []
+        for key, data in self.expected_metadata().items():
+            if key == f"{self.prefix}/zarr.json":
+                continue  # checked by Store.family_by_key
+            var = key.split("/")[-2]
+            raw = self.store.read_blob(key)
+            if raw is None:
+                bad.append(ShardReport(self.key, None, var, "metadata missing"))
+                continue
+            try:
+                have = json.loads(raw)
+            except ValueError:
+                bad.append(ShardReport(self.key, None, var, "metadata unreadable (not JSON)"))
+                continue
+            want = json.loads(data)
+            if not isinstance(have, dict) or any(have.get(k) != want.get(k) for k in want
+                                                 if k != "attributes"):
+                bad.append(ShardReport(self.key, None, var,
+                                       "metadata differs from the family definition"))
+        return bad
 
     def array(self, var: str):
         return zarr.open_array(self.store.zstore, path=f"{self.prefix}/{var}", mode="r+")
 
     # commit record ---------------------------------------------------------------------
-    def committed(self) -> set[tuple[int, ...]]:
-        names = self.store.list_blobs(f"{self.prefix}/commits")
-        return {tuple(int(x) for x in n.split(".")) if n != "0" or not self.layout.axes else ()
-                for n in names}
+    def _parse_shard(self, name: str) -> tuple[int, ...] | None:
+        """The shard a commit record's name stands for, or ``None`` for a stray name."""
+        if not self.layout.axes:
+            return () if name == "0" else None
+        parts = name.split(".")
+        if len(parts) != len(self.layout.axes) or not all(p.isdigit() for p in parts):
+            return None
+        return tuple(int(p) for p in parts)
 
+    def committed(self) -> set[tuple[int, ...]]:
+        """Every shard with a commit record (names that are no shard's are ignored here and
+        reported by :meth:`verify`)."""
+        names = self.store.list_blobs(f"{self.prefix}/commits")
+        return {s for s in map(self._parse_shard, names) if s is not None}
+
+    def stray_commits(self) -> list[str]:
+        """Names among the commit records that are no shard's."""
+        return [n for n in self.store.list_blobs(f"{self.prefix}/commits")
+                if self._parse_shard(n) is None]
+
+    def committed_for(self, window: Window,
+                      shards: Iterable[tuple[int, ...]] | None = None) -> set[tuple[int, ...]]:
+        """The shards of ``window`` (or just ``shards``) committed *for its values*.
+
+        On a family with explicit axes each shard's record names the exact value of its slot
+        on each such axis; a record naming another value (a slot reassigned after its
+        registry entry was lost) is not this window's, so the shard counts as missing.
+        """
+        want = set(window.shards() if shards is None else shards)
+        have = want & self.committed()
+        explicit = [i for i, ax in enumerate(self.layout.axes) if ax.explicit]
+        if not explicit:
+            return have
+        tables = window.explicit_values()
+        ok = set()
+        for shard in have:
+            record = self.commit_record(shard) or {}
+            values = record.get("values")
+            if isinstance(values, dict) and all(
+                    _same_value(values.get(self.layout.axes[i].name),
+                                tables[self.layout.axes[i].name].get(shard[i]))
+                    for i in explicit):
+                ok.add(shard)
+        return ok
     def commit_record(self, shard: tuple[int, ...]) -> dict[str, Any] | None:
         """The record of ``shard``, or ``None`` if it is not committed.
 
@@ -418,6 +784,12 @@ class Family:
                 self._records.close()
                 self._records = None
 
+    def absent(self, shards: Iterable[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        """The ``shards`` some stored object of which is missing."""
+        return [s for s in shards
+                if any(self.store.size_of(self.shard_key(v, s)) is None
+                       for v in self.layout.stored)]
+
     def uncommit(self, shard: tuple[int, ...]) -> None:
         self.store.delete(f"{self.prefix}/commits/{shard_name(shard)}")
         for var in self.layout.stored:
@@ -427,26 +799,66 @@ class Family:
         return f"{self.prefix}/{var}/c/" + "/".join(str(i) for i in shard)
 
     # explicit-axis slots -----------------------------------------------------------------
-    def register_slots(self, values: dict[str, dict[int, float]]) -> None:
-        for axis, slots in values.items():
-            for slot, value in slots.items():
-                key = f"{self.prefix}/slots/{axis}/{slot}"
-                old = self.store.read_blob(key)
-                if old is None:
-                    self.store.write_blob(key, repr(float(value)).encode())
-                elif float(old) != float(value):
-                    raise StoreError(f"slot collision on axis {axis!r}: {value!r} and "
-                                     f"{float(old)!r} share slot {slot}; use a lattice axis")
+    #: Slots probed after a value's hash slot before giving up (a family would need
+    #: billions of values for a chain this long).
+    MAX_PROBES = 1024
 
-    def slot_values(self) -> dict[str, dict[int, float]]:
-        out = {}
+    def slots_for(self, spec: GridSpec, register: bool = False
+                  ) -> dict[str, dict[float, int]]:
+        """Per explicit axis of ``spec``, the slot of each of its values.
+
+        A value's slot is found by probing from :func:`~.layout.slot_of` and comparing each
+        registered value with it bit for bit, never by the hash alone. With ``register``, a
+        value with no slot takes the first free one (created only if absent, so two
+        processes never take the same slot); without it such a value is left out.
+        """
+        out: dict[str, dict[float, int]] = {}
+        for ax in self.layout.axes:
+            if not ax.explicit:
+                continue
+            table = out[ax.name] = {}
+            for v in spec.axis_values(ax.name):
+                value = float(v) + 0.0
+                slot = self._slot(ax.name, value, register)
+                if slot != UNREGISTERED:
+                    table[value] = slot
+        return out
+
+    def _slot(self, axis: str, value: float, register: bool) -> int:
+        n = slot_of(value)
+        for _ in range(self.MAX_PROBES):
+            key = f"{self.prefix}/slots/{axis}/{n}"
+            raw = self.store.read_blob(key)
+            if raw is None:
+                if not register:
+                    return UNREGISTERED
+                if self.store.create_blob(key, repr(value).encode()):
+                    return n
+                raw = self.store.read_blob(key)  # another process took it just now
+            if raw is not None and _same_value(raw.decode(errors="replace"), value):
+                return n
+            n = (n + 1) % SLOT_LENGTH
+        raise StoreError(f"no free slot for {value!r} on axis {axis!r} of family {self.key}")
+
+    def slot_values(self, shards: Iterable[tuple[int, ...]] | None = None
+                    ) -> dict[str, dict[int, float]]:
+        """Slot -> value on each explicit axis, from the registry; for ``shards`` whose
+        slots the registry lacks, from their commit records."""
+        out: dict[str, dict[int, float]] = {}
         for ax in self.layout.axes:
             if ax.explicit:
                 prefix = f"{self.prefix}/slots/{ax.name}"
-                out[ax.name] = {int(n): float(self.store.read_blob(f"{prefix}/{n}"))
-                                for n in self.store.list_blobs(prefix)}
+                table = out[ax.name] = {}
+                for n in self.store.list_blobs(prefix):
+                    with contextlib.suppress(ValueError, TypeError):
+                        table[int(n)] = float(self.store.read_blob(f"{prefix}/{n}"))
+        for shard in shards or ():
+            values = (self.commit_record(shard) or {}).get("values") or {}
+            for i, ax in enumerate(self.layout.axes):
+                if ax.explicit and shard[i] not in out[ax.name] and ax.name in values:
+                    with contextlib.suppress(ValueError, TypeError):
+                        out[ax.name][shard[i]] = float(values[ax.name])
         return out
-
     # computing -------------------------------------------------------------------------
     def compute_shard(self, shard: tuple[int, ...],
                       slot_values: dict[str, dict[int, float]]) -> int:
@@ -488,8 +900,13 @@ class Family:
             else:
                 self.array(var)[region] = data
                 sizes[var] = self.store.size_of(self.shard_key(var, shard))
-        self.commit(shard, {"shard": list(shard), "points": math.prod(full), "sizes": sizes,
-                            "time": _utcnow(), "phasemap_version": __version__})
+        record = {"shard": list(shard), "points": math.prod(full), "sizes": sizes,
+                  "time": _utcnow(), "phasemap_version": __version__}
+        if any(ax.explicit for ax in self.layout.axes):  # what the planner checks on reuse
+            record["values"] = {ax.name: repr(float(slot_values[ax.name][idx]))
+                                for ax, idx in zip(self.layout.axes, shard, strict=True)
+                                if ax.explicit}
+        self.commit(shard, record)
         return math.prod(full)
 
     def _axis_values(self, i: int, idx: int, slot_values: dict[str, dict[int, float]],
@@ -575,11 +992,19 @@ class Family:
         return {"coords": params, "values": {o: values[o].item() for o in model.outputs}}
 
     def verify(self, progress=None) -> list[ShardReport]:
-        bad = []
+        """Metadata (:meth:`check_metadata`), stray names among the commit records, and
+        each committed shard: every object present, of its recorded size, decoding with
+        matching checksums (only for arrays whose metadata is sound)."""
+        bad = self.check_metadata()
+        damaged = {r.variable for r in bad}
+        bad.extend(ShardReport(self.key, None, "*", f"stray file commits/{name}")
+                   for name in self.stray_commits())
         shards = sorted(self.committed())
         for n, shard in enumerate(shards):
             record = self.commit_record(shard) or {}
             for var in self.layout.stored:
+                if var in damaged:
+                    continue
                 key = self.shard_key(var, shard)
                 size = self.store.size_of(key)
                 expected = (record.get("sizes") or {}).get(var)
@@ -600,6 +1025,17 @@ class Family:
             if progress:
                 progress(n + 1, len(shards))
         return bad
+
+
+def _same_value(text: Any, value: float | None) -> bool:
+    """Whether ``text`` (a stored ``repr``) is ``value``, bit for bit."""
+    if text is None or value is None:
+        return False
+    try:
+        stored = float(text)
+    except (TypeError, ValueError):
+        return False
+    return struct.pack("<d", stored + 0.0) == struct.pack("<d", float(value) + 0.0)
 
 
 def _invalid_points(model, args, shape, checked: dict[str, np.ndarray] | None = None
@@ -672,7 +1108,7 @@ class _RecordFile:
         self.count = 0
         self.path = os.path.join(folder, f".tmp-records-{uuid.uuid4().hex}")
         os.makedirs(folder, exist_ok=True)  # once per RECORDS commits
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o666)
         # a writer dropped without close() (an exception, a dropped Family) still tidies up
         self._finalizer = weakref.finalize(self, _RecordFile._release, self.fd, self.path)
 
@@ -795,7 +1231,12 @@ class _ShardEncoder:
 
     def read(self, root: str, path: str, sel: tuple[slice, ...], fill) -> np.ndarray:
         """``array[sel]`` (array indices, plain slices) read straight from local shard files:
-        the index, then only the inner chunks ``sel`` touches, each checksum-verified."""
+        the index, then only the inner chunks ``sel`` touches, each checksum-verified.
+
+        Every shard ``sel`` touches must be committed (the caller's window is): a missing
+        or undecodable shard raises :class:`StoreCorrupted`, never reads as fill values.
+        """
+        family, var = path.split("/")[-2:]
         out = np.full([s.stop - s.start for s in sel], fill, dtype=self.dtype.newbyteorder("="))
         grid = tuple(s // i for s, i in zip(self.shard_shape, self.inner, strict=True))
         n = math.prod(grid)
@@ -806,9 +1247,11 @@ class _ShardEncoder:
             try:
                 fd = os.open(fname, os.O_RDONLY)
             except FileNotFoundError:
-                continue  # never written: the fill value, as Zarr reads it
+                raise StoreCorrupted(family, shard, var, "missing") from None
             try:
                 size = os.fstat(fd).st_size
+                if size < 16 * n + 4:
+                    raise ValueError(f"truncated to {size} bytes")
                 index = np.frombuffer(self._check_crc32c(
                     os.pread(fd, 16 * n + 4, size - 16 * n - 4)), dtype="<u8").reshape(*grid, 2)
                 lo = [max(s.start, k * sh) for s, k, sh in zip(sel, shard, self.shard_shape,
@@ -835,6 +1278,9 @@ class _ShardEncoder:
                         src.append(slice(a - o, b - o))
                         dst.append(slice(a - s.start, b - s.start))
                     out[tuple(dst)] = block[tuple(src)]
+            except (ValueError, OSError, RuntimeError, TypeError) as exc:
+                raise StoreCorrupted(family, shard, var,
+                                     f"unreadable: {_no_paths(str(exc))}") from None
             finally:
                 os.close(fd)
         return out
@@ -875,19 +1321,31 @@ class _ShardEncoder:
         return b"".join(parts)
 
 
+def _no_paths(text: str) -> str:
+    """``text`` with anything that looks like a filesystem path or URL cut out."""
+    import re
+
+    return re.sub(r"(\w+://)?/\S+", "<path>", text)[:200]
+
+
 _ENCODERS: dict[bytes, _ShardEncoder | None] = {}
 
 
 def _shard_encoder(store: Store, path: str) -> _ShardEncoder | None:
     """The fast encoder for the array at ``path`` (cached by its metadata), or ``None``."""
     raw = store.read_blob(f"{path}/zarr.json")
+    family, var = path.split("/")[-2:]
     if raw is None:
-        return None
+        raise StoreCorrupted(family, None, var, "metadata missing")
     if raw not in _ENCODERS:
         try:
-            _ENCODERS[raw] = _ShardEncoder(json.loads(raw))
+            meta = json.loads(raw)
+        except ValueError:
+            raise StoreCorrupted(family, None, var, "metadata unreadable (not JSON)") from None
+        try:
+            _ENCODERS[raw] = _ShardEncoder(meta)
         except (ValueError, KeyError, TypeError, ImportError):
-            _ENCODERS[raw] = None
+            _ENCODERS[raw] = None  # a layout this encoder does not handle: Zarr's own path
     return _ENCODERS[raw]
 
 
@@ -976,7 +1434,10 @@ class _WindowReader:
         # chunk needed) instead of Zarr's asyncio pipeline: ~10x less per read.
         store = Store(url)
         self.root = store.root
-        self.fast = _shard_encoder(store, self.path) if store.local else None
+        self.shard_shape = window.layout.shard_shape
+        self.fast = _shard_encoder(store, self.path)  # raises if the metadata is damaged
+        if not store.local:
+            self.fast = None
         if self.fast is not None and (self.fast.dtype.newbyteorder("=") != self.dtype
                                       or len(self.fast.shard_shape) != self.ndim
                                       or not self.ndim):
@@ -997,10 +1458,29 @@ class _WindowReader:
                 sel.append(slice(int(idx[0]), int(idx[0]) + 1) if len(idx) == 1 else idx)
         if self.fast is not None and all(isinstance(s, slice) for s in sel):
             return self.fast.read(self.root, self.path, tuple(sel), self.fill)
+        return self._read_zarr(tuple(sel))
+
+    def _read_zarr(self, sel: tuple) -> np.ndarray:
+        """Read through Zarr, after checking that every shard ``sel`` touches exists (Zarr
+        reads a missing shard as fill values; here it is committed, so it is damage)."""
+        family, var = self.path.split("/")[-2:]
+        ranges = [range(s.start // sh, (s.stop - 1) // sh + 1) if isinstance(s, slice)
+                  else sorted({int(i) // sh for i in s})
+                  for s, sh in zip(sel, self.shard_shape, strict=True)]
+        store = Store(self.url)
+        shards = list(itertools.product(*ranges))
+        for shard in shards:
+            if store.size_of(f"{self.path}/c/" + "/".join(map(str, shard))) is None:
+                raise StoreCorrupted(family, tuple(shard), var, "missing")
         arr = _open_array(self.url, self.path)
-        if any(isinstance(s, np.ndarray) for s in sel):
-            return arr.oindex[tuple(sel)]
-        return arr[tuple(sel)]
+        try:
+            if any(isinstance(s, np.ndarray) for s in sel):
+                return arr.oindex[sel]
+            return arr[sel]
+        except Exception as exc:  # a checksum or decoding failure inside Zarr
+            raise StoreCorrupted(family, tuple(shards[0]) if len(shards) == 1 else None, var,
+                                 f"unreadable: {type(exc).__name__}: "
+                                 f"{_no_paths(str(exc))}") from None
 
 
 @functools.lru_cache(maxsize=256)
@@ -1044,6 +1524,22 @@ class Plan:
     def nbytes(self) -> int:
         return self.spec.nbytes
 
+    @property
+    def files_to_create(self) -> int:
+        """Files computing the missing shards creates: an object per stored output and a
+        commit record per shard, and a slot per explicit value not registered yet."""
+        new_slots = sum(int((np.asarray(sl) == UNREGISTERED).sum())
+                        for sl in self.window.slots if sl is not None)
+        return len(self.missing) * (len(self.layout.stored) + 1) + new_slots
+
+    @property
+    def bytes_to_write(self) -> int:
+        """Upper bound of the bytes computing the missing shards writes (uncompressed)."""
+        per_shard = sum(np.dtype(OUTPUT_DTYPES[v] if OUTPUT_DTYPES[v].kind == "i"
+                                 else self.layout.dtype).itemsize
+                        for v in self.layout.stored) * self.layout.shard_points
+        return len(self.missing) * (per_shard + 4096)
+
     def summary(self) -> dict[str, Any]:
         return {"points": self.points, "bytes": self.nbytes, "shards": len(self.needed),
                 "shards_missing": len(self.missing), "points_stored": self.points_stored,
@@ -1073,11 +1569,17 @@ def _overlap(window: Window, shard: tuple[int, ...]) -> int:
 
 
 def plan(spec: GridSpec, store: Store) -> Plan:
+    """What ``spec`` needs from ``store`` and what is missing; writes nothing.
+
+    Explicit values are looked up by exact value (a value not registered yet is missing on
+    every shard it is in) and a committed shard counts only if its record names the same
+    values (:meth:`Family.committed_for`).
+    """
     layout = FamilyLayout.from_spec(spec)
-    window = Window.from_spec(layout, spec)
     fam = Family(store, layout)
+    window = Window.from_spec(layout, spec, fam.slots_for(spec))
     needed = window.shards()
-    done = fam.committed()
+    done = fam.committed_for(window, needed)
     missing = [s for s in needed if s not in done]
     return Plan(spec, layout, window, needed, missing)
 
@@ -1224,28 +1726,104 @@ def compute(spec: GridSpec | dict | str | os.PathLike, store: Store | str | None
     store = store if isinstance(store, Store) else Store(store)
     t0 = time.perf_counter()
     p = plan(spec, store)
-    fam = store.family(p.layout, create=bool(p.missing))
-    computed = 0
-    if p.missing:
-        slots = p.window.explicit_values()
-        fam.register_slots(slots)
-        computed = run_shards(store, fam, p.missing, slots, client=client, progress=progress)
-    elif progress:
-        progress(len(p.needed), len(p.needed), 0)
-    stats = {"points": p.points, "points_computed": computed, "points_reused": p.points_stored,
-             "shards_computed": len(p.missing), "created": _utcnow(),
-             "seconds": round(time.perf_counter() - t0, 3),
-             "model_version": p.layout.model_version, "phasemap_version": __version__}
+    reused = p.points_stored
+    fam = Family(store, p.layout)
+    computed = shards_computed = 0
     rid = spec_id(spec)
-    if p.missing or store.read_blob(f"requests/{rid}.json") is None:
-        store.record_request(spec, fam, stats, shards=p.needed)
+    if not p.missing and store.read_blob(f"requests/{rid}.json") is not None:
+        if progress:
+            progress(len(p.needed), len(p.needed), 0)
+    else:
+        store.check_limits(p)
+        with Lease(store, [fam.key]):  # gc keeps the family while this runs
+            lost: list[tuple[int, ...]] = []
+            for _ in range(MAX_COMPUTE_ROUNDS):
+                fam.create()
+                if p.missing or lost:
+                    window = Window.from_spec(p.layout, spec, fam.slots_for(spec, register=True))
+                    todo = sorted((set(window.shards()) - fam.committed_for(window)) | set(lost))
+                    computed += run_shards(store, fam, todo, window.explicit_values(),
+                                           client=client, progress=progress)
+                    shards_computed += len(todo)
+                elif progress:
+                    progress(len(p.needed), len(p.needed), 0)
+                # Confirm before recording: every shard committed for these values and every
+                # object present (something may have removed them behind this compute's back).
+                p = plan(spec, store)
+                lost = [] if p.missing else fam.absent(p.needed)
+                if not p.missing and not lost:
+                    break
+            else:
+                raise StoreError(f"shards of this grid keep disappearing from the store while "
+                                 f"it is computed ({len(p.missing) + len(lost)} after "
+                                 f"{MAX_COMPUTE_ROUNDS} rounds); is another process deleting "
+                                 "them?")
+            stats = {"points": p.points, "points_computed": computed,
+                     "points_reused": reused, "shards_computed": shards_computed,
+                     "created": _utcnow(), "seconds": round(time.perf_counter() - t0, 3),
+                     "model_version": p.layout.model_version, "phasemap_version": __version__}
+            store.record_request(spec, fam, stats, shards=p.needed)
     ds = fam.open_window(p.window, spec)
     ds.attrs.update({"spec": json.dumps(spec.to_dict()), "dataset_id": rid,
-                     "store": store.url, "family": fam.key, "created": stats["created"],
-                     "points_computed": computed, "points_reused": p.points_stored})
+                     "store": store.url, "family": fam.key, "created": _utcnow(),
+                     "points_computed": computed, "points_reused": reused})
     if spec.name:
         ds.attrs["title"] = spec.name
     return ds
+
+
+#: Rounds of computing and confirming a request before :func:`compute` gives up.
+MAX_COMPUTE_ROUNDS = 3
+
+
+class Lease:
+    """A compute's claim on families, which :meth:`Store.gc` honours.
+
+    A small object ``leases/<id>.json`` naming the families and the holder's latest
+    heartbeat (its clock, epoch seconds), rewritten every :data:`LEASE_HEARTBEAT` seconds by
+    a thread of its own while held. ``gc`` keeps every family of a lease whose heartbeat is
+    less than :data:`LEASE_TTL` old, so a live compute is safe on a local disk and an object
+    store alike, and a killed one's lease simply expires (and ``gc`` removes it). Clocks of
+    the machines sharing a store must agree to well within ``LEASE_TTL``.
+    """
+
+    def __init__(self, store: Store, families: Iterable[str]):
+        self.store = store
+        self.families = sorted(set(families))
+        self.id = uuid.uuid4().hex
+        self.key = f"leases/{self.id}.json"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def write(self, heartbeat: float | None = None) -> None:
+        """Publish the lease with ``heartbeat`` (default now)."""
+        body = {"families": self.families,
+                "heartbeat": time.time() if heartbeat is None else heartbeat,
+                "host": socket.gethostname(), "pid": os.getpid()}
+        self.store.write_blob(self.key, json.dumps(body).encode())
+
+    def acquire(self) -> Lease:
+        self.write()
+        self._thread = threading.Thread(target=self._beat, name="phasemap-lease", daemon=True)
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stop.wait(LEASE_HEARTBEAT):
+            with contextlib.suppress(OSError):
+                self.write()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.store.delete(self.key)
+
+    def __enter__(self) -> Lease:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 def as_spec(spec: GridSpec | dict | str | os.PathLike) -> GridSpec:
