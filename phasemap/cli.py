@@ -457,8 +457,9 @@ def cache_repair(store: StoreOpt = None, scheduler: SchedulerOpt = None) -> None
     for r in left:
         out.print(f"NOT REPAIRED family {r.family or '-'} {r.where} {r.variable}: "
                   f"{r.problem}", soft_wrap=True)
-    out.print(f"{len(fixed)} problem(s) found, {len(left)} left")
+    out.print(f"{len(fixed)} damaged shard object(s) recomputed")
     if left:
+        out.print(f"{len(left)} problem(s) left")
         raise typer.Exit(1)
 
 
