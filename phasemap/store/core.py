@@ -542,7 +542,18 @@ class Store:
         is removed, and a dataset with shards not committed is computed again. Interrupted,
         it leaves the store as consistent as before, with what is left still reported.
         """
-        bad = self.verify()
+        reported: list[ShardReport] = []
+        previous: list[ShardReport] = []
+        for _ in range(3):  # mended metadata can reveal damage behind it: look again
+            fixable = [r for r in self.verify() if r.family]
+            if not fixable or fixable == previous:  # nothing (more) that can be mended
+                break
+            reported.extend(r for r in fixable if r not in reported)
+            self._repair_once(fixable, client, progress)
+            previous = fixable
+        return reported
+
+    def _repair_once(self, bad: list[ShardReport], client, progress) -> None:
         by_family: dict[str, set[tuple[int, ...]]] = {}
         datasets: set[str] = set()
         for r in bad:
@@ -551,9 +562,9 @@ class Store:
             elif r.shard is None and r.problem.startswith("stray file commits/"):
                 name = r.problem.removeprefix("stray file commits/")
                 self.delete(f"families/{r.family}/commits/{name}", recursive=True)
-            elif r.shard is None and r.family:
+            elif r.shard is None:
                 self._repair_metadata(r.family)
-            elif r.shard is not None:
+            else:
                 by_family.setdefault(r.family, set()).add(r.shard)
         for key, shards in by_family.items():
             fam = self.family_by_key(key)
@@ -565,7 +576,6 @@ class Store:
                 run_shards(self, fam, known, slot_values, client=client, progress=progress)
         for rid in sorted(datasets):
             compute(GridSpec.from_dict(self.request(rid)["spec"]), self, client=client)
-        return bad
 
     def _repair_metadata(self, key: str) -> None:
         """Rewrite family ``key``'s group and array metadata from its definition (from the
