@@ -516,8 +516,8 @@ class Store:
                 continue
             bad.extend(fam.verify(progress))
         for record in records:
-            fam = ok.get(record["family"])
-            if fam is None:
+            found = ok.get(record["family"])
+            if found is None:
                 if families is None and record["family"] not in keys:
                     bad.append(ShardReport(record["family"], None, "*",
                                            f"family of dataset {record['id']} is missing"))
@@ -528,7 +528,7 @@ class Store:
                 bad.append(ShardReport(record["family"], None, "*",
                                        f"dataset {record['id']}: {exc}"[:200]))
                 continue
-            bad.extend(ShardReport(fam.key, shard, "*",
+            bad.extend(ShardReport(found.key, shard, "*",
                                    f"not committed (dataset {record['id']})")
                        for shard in sorted(set(p.missing)))
         return bad
@@ -860,8 +860,9 @@ class Family:
                 prefix = f"{self.prefix}/slots/{ax.name}"
                 table = out[ax.name] = {}
                 for n in self.store.list_blobs(prefix):
+                    raw = self.store.read_blob(f"{prefix}/{n}")
                     with contextlib.suppress(ValueError, TypeError):
-                        table[int(n)] = float(self.store.read_blob(f"{prefix}/{n}"))
+                        table[int(n)] = float(raw or b"")
         for shard in shards or ():
             values = (self.commit_record(shard) or {}).get("values") or {}
             for i, ax in enumerate(self.layout.axes):
