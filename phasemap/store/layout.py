@@ -20,6 +20,11 @@ Index rules (these are what a user relies on for reuse, see docs/store.md):
   multiples of their side. Inner chunks (the unit of reading) hold about 2**13 points.
   A spec's ``chunks:`` overrides both sides of an axis, within :data:`MAX_SHARD_POINTS` and
   :data:`MAX_INNER_POINTS`.
+
+The two chunking rules live here, in one place: on write, shard and inner-chunk sides
+(:meth:`FamilyLayout.from_spec`, :data:`SHARD_LOG2`, :data:`INNER_LOG2`); on read, the side
+of a dask chunk (:func:`_read_sides`, :data:`READ_CHUNK_POINTS`), a power-of-two part of a
+shard made of whole inner chunks.
 """
 
 from __future__ import annotations
@@ -276,3 +281,36 @@ class Window:
                                                            strict=True)}
                 for ax, slots in zip(self.layout.axes, self.slots, strict=True)
                 if ax.explicit}
+
+
+# --- the dataset id ------------------------------------------------------------------------
+
+def spec_id(spec: GridSpec) -> str:
+    """Dataset id of a request: a hash of its canonical spec."""
+    d = spec.to_dict()
+    # Axis order is part of the request (it is the dimension order); parameter order is not.
+    d["axes"] = [[name, ax] for name, ax in d["axes"].items()]
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# --- chunking on read ----------------------------------------------------------------------
+
+#: Points per dask chunk when reading (a power-of-two part of a shard, whole inner chunks):
+#: small enough that a point query decodes and derives little, large enough that a 1e6-point
+#: slice is a few dozen tasks (see docs/performance.md).
+READ_CHUNK_POINTS = 2**17
+
+
+def _read_sides(layout: FamilyLayout) -> list[int]:
+    """Per axis, the side of a dask chunk on read: the shard's, halved along the longest
+    lattice axis (never below its inner chunk) until a chunk holds READ_CHUNK_POINTS."""
+    sides = [ax.shard for ax in layout.axes]
+    while math.prod(sides) > READ_CHUNK_POINTS:
+        cands = [i for i, ax in enumerate(layout.axes)
+                 if not ax.explicit and sides[i] > ax.inner and sides[i] % 2 == 0]
+        if not cands:
+            break
+        i = max(cands, key=lambda k: sides[k])
+        sides[i] //= 2
+    return sides
