@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from typing import Any
 
 import fsspec
 import zarr
@@ -51,7 +52,7 @@ class BlobStore:
             # workers (other processes, other working directories) get the absolute path
             self.url = self.root
             os.makedirs(self.root, exist_ok=True)
-            self.zstore = zarr.storage.LocalStore(self.root)
+            self.zstore: Any = zarr.storage.LocalStore(self.root)
         else:
             self.zstore = zarr.storage.FsspecStore.from_url(url)
 

@@ -235,7 +235,7 @@ class Store(BlobStore):
         for name in self.list_blobs("leases"):
             raw = self.read_blob(f"leases/{name}")
             try:
-                lease = json.loads(raw) if raw else None
+                lease = json.loads(raw or b"")
                 out.append({"id": name.removesuffix(".json"),
                             "families": list(lease["families"]),
                             "heartbeat": float(lease["heartbeat"])})

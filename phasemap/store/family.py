@@ -346,12 +346,14 @@ class Family:
             if fast:
                 # The shard's bytes, exactly as Zarr's sharding codec lays them out, written
                 # in one atomic put (Zarr's own write path costs ~80 ms of asyncio per shard).
-                blob = encoders[var].encode_chunks(data.reshape(math.prod(grid), -1))
+                encoder = encoders[var]
+                assert encoder is not None  # fast only when every encoder exists
+                blob = encoder.encode_chunks(data.reshape(math.prod(grid), -1))
                 self.store.write_blob(self.shard_key(var, shard), blob)
                 sizes[var] = len(blob)
             else:
                 self.array(var)[region] = data
-                sizes[var] = self.store.size_of(self.shard_key(var, shard))
+                sizes[var] = self.store.size_of(self.shard_key(var, shard)) or 0
         record = {"shard": list(shard), "points": math.prod(full), "sizes": sizes,
                   "time": _utcnow(), "phasemap_version": __version__}
         if any(ax.explicit for ax in self.layout.axes):  # what the planner checks on reuse
@@ -395,7 +397,7 @@ class Family:
         chunks = []
         for ax, side, start, n in zip(self.layout.axes, _read_sides(self.layout), window.starts,
                                       window.sizes, strict=True):
-            if ax.explicit:
+            if ax.explicit or start is None:
                 chunks.append((1,) * n)
             else:
                 first = min(n, side - start % side)

@@ -229,7 +229,10 @@ class Window:
         """The window of ``spec``; ``slots_of`` maps each explicit axis's values to their
         registered slots (from ``Family.slots_for``). A value with no slot gets
         :data:`UNREGISTERED`: nothing is stored for it."""
-        starts, slots, sizes, coords = [], [], [], {}
+        starts: list[int | None] = []
+        slots: list[np.ndarray | None] = []
+        sizes: list[int] = []
+        coords: dict[str, np.ndarray] = {}
         for ax in layout.axes:
             values = spec.axis_values(ax.name)
             coords[ax.name] = values
@@ -253,7 +256,7 @@ class Window:
         out = []
         for ax, start, slots, n in zip(self.layout.axes, self.starts, self.slots, self.sizes,
                                        strict=True):
-            if ax.explicit:
+            if ax.explicit or start is None:
                 out.append(np.asarray(slots))
             else:
                 out.append(np.arange(start // ax.shard, (start + n - 1) // ax.shard + 1))
@@ -277,8 +280,8 @@ class Window:
 
     def explicit_values(self) -> dict[str, dict[int, float]]:
         """Slot -> value for each explicit axis (what the store must register)."""
-        return {ax.name: {int(s): float(v) for s, v in zip(slots, self.coords[ax.name],
-                                                           strict=True)}
+        return {ax.name: {int(s): float(v) for s, v in zip(np.asarray(slots),
+                                                           self.coords[ax.name], strict=True)}
                 for ax, slots in zip(self.layout.axes, self.slots, strict=True)
                 if ax.explicit}
 

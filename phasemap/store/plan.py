@@ -81,7 +81,10 @@ def _shard_of(window: Window, index: tuple[int, ...]) -> tuple[int, ...]:
     out = []
     for ax, start, slots, i in zip(window.layout.axes, window.starts, window.slots, index,
                                    strict=True):
-        out.append(int(slots[i]) if ax.explicit else (start + i) // ax.shard)
+        if slots is not None:  # an explicit axis
+            out.append(int(slots[i]))
+        else:
+            out.append((int(start or 0) + i) // ax.shard)
     return tuple(out)
 
 
@@ -89,7 +92,7 @@ def _overlap(window: Window, shard: tuple[int, ...]) -> int:
     n = 1
     for ax, start, slots, size, i in zip(window.layout.axes, window.starts, window.slots,
                                          window.sizes, shard, strict=True):
-        if ax.explicit:
+        if ax.explicit or start is None:
             n *= int(np.sum(np.asarray(slots) == i))
         else:
             lo, hi = max(start, i * ax.shard), min(start + size, (i + 1) * ax.shard)
