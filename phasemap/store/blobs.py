@@ -43,7 +43,7 @@ class BlobStore:
     def __init__(self, url: str | os.PathLike | None = None):
         url = str(url) if url is not None else default_store_url()
         self.url = url
-        self.file_mode = 0o666 & ~_umask()
+        self._file_mode: int | None = None
         self.fs, self.root = fsspec.core.url_to_fs(url)
         self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple)
                                 else (self.fs.protocol,))
@@ -55,6 +55,14 @@ class BlobStore:
             self.zstore: Any = zarr.storage.LocalStore(self.root)
         else:
             self.zstore = zarr.storage.FsspecStore.from_url(url)
+
+    @property
+    def file_mode(self) -> int:
+        """Mode of every file this store creates: ``0o666`` minus the umask (read when the
+        first file is written, so readers never pay for it)."""
+        if self._file_mode is None:
+            self._file_mode = 0o666 & ~_umask()
+        return self._file_mode
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"

@@ -206,14 +206,14 @@ class Store(BlobStore):
         spec = (rid_or_spec if isinstance(rid_or_spec, GridSpec)
                 else GridSpec.from_dict(self.request(rid_or_spec)["spec"]))
         layout = FamilyLayout.from_spec(spec)
+        fam = Family(self, layout)
+        window = Window.from_spec(layout, spec, fam.slots_for(spec))
         index = []
         for name in layout.dims:
             if name not in at:
                 raise ParameterError("at", at, f"a value for every dimension "
                                                f"({', '.join(layout.dims)})")
-            index.append(grid_index(name, spec.axis_values(name), float(at[name])))
-        fam = Family(self, layout)
-        window = Window.from_spec(layout, spec, fam.slots_for(spec))
+            index.append(grid_index(name, window.coords[name], float(at[name])))
         shard = tuple(int(sh) for sh in _shard_of(window, tuple(index)))
         if shard not in fam.committed_for(window, [shard]):
             raise StoreError("the shard holding this point is not in the store; "

@@ -169,14 +169,22 @@ class Family:
         registry entry was lost) is not this window's, so the shard counts as missing.
         """
         want = set(window.shards() if shards is None else shards)
-        have = want & self.committed()
         explicit = [i for i, ax in enumerate(self.layout.axes) if ax.explicit]
+        records: dict[tuple[int, ...], dict[str, Any]] = {}
+        if len(want) <= 4:  # a point query: read the few records, no listing
+            for shard in want:
+                record = self.commit_record(shard)
+                if record is not None:
+                    records[shard] = record
+            have = set(records)
+        else:
+            have = want & self.committed()
         if not explicit:
             return have
         tables = window.explicit_values()
         ok = set()
         for shard in have:
-            record = self.commit_record(shard) or {}
+            record = records.get(shard) or self.commit_record(shard) or {}
             values = record.get("values")
             if isinstance(values, dict) and all(
                     _same_value(values.get(self.layout.axes[i].name),
