@@ -332,20 +332,30 @@ def query(target: Annotated[str, typer.Argument(
 def cache_ls(store: StoreOpt = None) -> None:
     """List the datasets in the store."""
     st = _store(store)
+    problems: list[str] = []
+
+    def fixed(spec: dict) -> str:
+        return ", ".join(f"{k}={v:g}" if isinstance(v, int | float) else f"{k}={v}"
+                         for k, v in (spec.get("params") or {}).items())
+
     rows = [(r["id"], r["spec"].get("name") or "", r["spec"].get("model", ""),
              " x ".join(f"{d}:{n}" for d, n in zip(r["dims"], r["shape"], strict=True)),
-             f"{r['points']:,}", r.get("created", ""))
-            for r in sorted(st.requests(), key=lambda r: r.get("created", ""))]
-    header = ("id", "name", "model", "shape", "points", "created")
+             fixed(r["spec"]), f"{r['points']:,}", r.get("created", ""))
+            for r in sorted(st.requests(problems=problems), key=lambda r: r.get("created", ""))]
+    header = ("id", "name", "model", "shape", "fixed", "points", "created")
     if not out.is_terminal:  # piped: whole fields, tab-separated, one dataset a line
         for row in (header, *rows):
             typer.echo("\t".join(" ".join(str(f).split()) for f in row))
+        for problem in problems:  # a damaged record is reported, the rest still listed
+            err.print(f"DAMAGED {problem}", soft_wrap=True)
         return
     table = Table(Column("id", no_wrap=True, min_width=16), *header[1:],
                   title=st.url)  # ids are never shortened: users copy them
     for row in rows:
         table.add_row(*row)
     out.print(table)
+    for problem in problems:  # a damaged record is reported, the rest still listed
+        out.print(f"DAMAGED {problem}", soft_wrap=True)
 
 
 @cache_app.command("info")
@@ -368,10 +378,10 @@ def cache_verify(store: StoreOpt = None) -> None:
     st = _store(store)
     bad = st.verify()
     for r in bad:
-        out.print(f"BAD family {r.family} shard {'.'.join(map(str, r.shard))} "
-                  f"{r.variable}: {r.problem}")
+        out.print(f"BAD family {r.family or '-'} {r.where} {r.variable}: {r.problem}",
+                  soft_wrap=True)
     if bad:
-        out.print(f"{len(bad)} damaged shard object(s); run 'phasemap cache repair'")
+        out.print(f"{len(bad)} problem(s); run 'phasemap cache repair'")
         raise typer.Exit(1)
     out.print(f"ok: every committed shard in {st.url} verified")
 
@@ -386,9 +396,16 @@ def cache_repair(store: StoreOpt = None, scheduler: SchedulerOpt = None) -> None
     with get_client(scheduler) as client:
         fixed = st.repair(client=client)
     for r in fixed:
-        out.print(f"repaired family {r.family} shard {'.'.join(map(str, r.shard))} "
-                  f"({r.variable}: {r.problem})")
+        out.print(f"repaired family {r.family or '-'} {r.where} ({r.variable}: {r.problem})",
+                  soft_wrap=True)
+    left = st.verify()
+    for r in left:
+        out.print(f"NOT REPAIRED family {r.family or '-'} {r.where} {r.variable}: "
+                  f"{r.problem}", soft_wrap=True)
     out.print(f"{len(fixed)} damaged shard object(s) recomputed")
+    if left:
+        out.print(f"{len(left)} problem(s) left")
+        raise typer.Exit(1)
 
 
 @cache_app.command("rm")
@@ -404,15 +421,16 @@ def cache_rm(dataset: Annotated[str, typer.Argument(help="Dataset id.")],
 @handle_errors
 def cache_gc(store: StoreOpt = None,
              grace: Annotated[float, typer.Option(
-                 "--grace", help="Keep anything touched within this many seconds (a compute "
-                                 "in flight records its dataset only when it ends).")]
+                 "--grace", help="Keep temporary files younger than this many seconds (a "
+                                 "running compute's families are kept by its lease).")]
              = 3600.0) -> None:
-    """Delete data no dataset refers to and leftover temporary files."""
+    """Delete data no dataset refers to and no running compute holds, and leftovers."""
     if not grace >= 0:
         raise ParameterError("--grace", grace, "a number of seconds >= 0")
     res = _store(store).gc(grace_seconds=grace)
     out.print(f"removed {res['families_removed']} unreferenced famil(ies), "
-              f"{res['temporaries_removed']} temporary file(s)")
+              f"{res['temporaries_removed']} temporary file(s), "
+              f"{res['leases_removed']} expired lease(s)")
 
 
 # --- figures ----------------------------------------------------------------------------

@@ -56,6 +56,36 @@ class StoreError(PhasemapError):
     """The store is missing, unreadable or inconsistent."""
 
 
+class StoreCorrupted(StoreError):
+    """A committed part of the store cannot be read: it was deleted, truncated or altered.
+
+    The message names the family, the shard and the variable, never a filesystem path (it
+    may reach HTTP answers). ``phasemap cache verify`` lists every such object and
+    ``phasemap cache repair`` recomputes it.
+
+    Attributes
+    ----------
+    family : str
+        Key of the family holding the object.
+    shard : tuple of int or None
+        Index of the shard, or ``None`` for the family's metadata.
+    variable : str
+        Stored output (``"J_L"``, ...), or ``"*"``.
+    problem : str
+        What is wrong (``"missing"``, ``"CRC32C checksum mismatch"``, ...).
+    """
+
+    def __init__(self, family: str, shard: tuple[int, ...] | None, variable: str,
+                 problem: str):
+        self.family = family
+        self.shard = shard
+        self.variable = variable
+        self.problem = problem
+        where = "metadata" if shard is None else "shard " + (".".join(map(str, shard)) or "0")
+        super().__init__(f"stored data is damaged: family {family} {where} {variable}: "
+                         f"{problem}; run 'phasemap cache verify' and 'phasemap cache repair'")
+
+
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value) if not isinstance(value, str) else value
     return text if len(text) <= limit else text[: limit - 3] + "..."

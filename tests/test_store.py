@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -329,13 +330,13 @@ def test_rm_then_gc_deletes_the_data(tmp_path, client):
     with pytest.raises(ParameterError):
         store.remove_request(drop.attrs["dataset_id"])
 
-    # a family created moments ago may belong to a compute in flight: the default grace
-    # period keeps it, and its temporaries
-    assert store.gc() == {"families_removed": 0, "temporaries_removed": 0}
-    assert drop_dir.is_dir() and (keep_dir / ".tmp-leftover").exists()
+    # no compute holds a lease on the unreferenced family: it goes at once; the grace
+    # period keeps young temporaries only
+    assert store.gc() == {"families_removed": 1, "temporaries_removed": 0,
+                          "leases_removed": 0}
+    assert not drop_dir.exists() and (keep_dir / ".tmp-leftover").exists()
     res = store.gc(grace_seconds=0)
-    assert res == {"families_removed": 1, "temporaries_removed": 1}
-    assert not drop_dir.exists()
+    assert res == {"families_removed": 0, "temporaries_removed": 1, "leases_removed": 0}
     assert not (keep_dir / ".tmp-leftover").exists()
     assert store.families() == [keep.attrs["family"]]
     assert store.verify() == []
@@ -544,3 +545,308 @@ def test_shard_points_outside_the_domain_are_stored_as_nan(tmp_path):
         seen_good += int((~bad).sum())
     assert seen_bad and seen_good
     assert np.isfinite(ds.J_L.values).all()
+
+
+# --- issue 12: a cache that never serves a wrong number -----------------------------------
+
+def _family_dir(store: Store, spec: GridSpec) -> Path:
+    return Path(store.root) / "families" / FamilyLayout.from_spec(spec).key
+
+
+def test_explicit_values_that_share_a_hash_slot_get_their_own_results(tmp_path):
+    """Issue 12.1: 5.34392 and 5.64943 share the 31-bit hash slot 657083268; each must be
+    computed and read as itself (the second used to reuse the first's shard)."""
+    from phasemap.store.layout import slot_of
+
+    assert slot_of(5.34392) == slot_of(5.64943) == 657083268
+    store = Store(tmp_path / "store")
+    first, second = grid(eps=(-10.0, 10.0, 201), T=[5.34392]), \
+        grid(eps=(-10.0, 10.0, 201), T=[5.64943])
+    a = compute(first, store)
+    assert_bitwise_equal(a, phasemap.evaluate_spec(first))
+    b = compute(second, store)
+    assert b.attrs["points_computed"] > 0 and b.attrs["points_reused"] == 0
+    assert_bitwise_equal(b, phasemap.evaluate_spec(second))
+    both = grid(eps=(-10.0, 10.0, 201), T=[5.34392, 5.64943])
+    ab = compute(both, store)
+    assert ab.attrs["points_computed"] == 0
+    assert_bitwise_equal(ab, phasemap.evaluate_spec(both))
+    assert_bitwise_equal(store.open(spec_id(first)), phasemap.evaluate_spec(first))
+    at = store.point(second, {"eps": 0.0, "T": 5.64943})
+    ref = phasemap.evaluate_spec(second).sel(eps=0.0, T=5.64943)
+    assert at["values"]["J_L"] == float(ref.J_L)
+
+
+def test_a_commit_record_for_another_value_is_never_reused(tmp_path):
+    """Issue 12.1: a slot whose registry entry was lost and reassigned to another value
+    holds a shard computed for the old value; its commit record names that value, so the
+    planner recomputes it instead of serving it."""
+    store = Store(tmp_path / "store")
+    old = grid(eps=(-10.0, 10.0, 201), T=[5.34392])
+    compute(old, store)
+    shutil.rmtree(_family_dir(store, old) / "slots")
+    new = grid(eps=(-10.0, 10.0, 201), T=[5.64943])
+    ds = compute(new, store)
+    assert ds.attrs["points_computed"] > 0
+    assert_bitwise_equal(ds, phasemap.evaluate_spec(new))
+
+
+def test_a_committed_shard_that_cannot_be_read_is_an_error_never_nan(tmp_path):
+    """Issue 12.2: a committed shard whose object is missing or corrupt raises
+    StoreCorrupted on every read path (never fill values), without the store's path."""
+    from phasemap.errors import StoreCorrupted
+
+    store = Store(tmp_path / "store")
+    spec = grid(T=[7.5])
+    ds = compute(spec, store)
+    rid = ds.attrs["dataset_id"]
+    files = shard_files(store)
+    files[0].unlink()
+    with pytest.raises(StoreCorrupted) as info:
+        store.open(rid).J_L.load()
+    assert str(tmp_path) not in str(info.value)
+    assert info.value.family == ds.attrs["family"] and info.value.variable == "J_L"
+    with pytest.raises(StoreCorrupted):
+        compute(spec, store).regime.load()
+    with pytest.raises(StoreCorrupted):
+        store.point(rid, {"eps": -1.0, "T": 7.5})  # in files[0], the lower shard
+    assert [r.problem for r in store.verify()] == ["missing"]
+
+
+def test_a_flipped_bit_is_an_error_on_read(tmp_path):
+    from phasemap.errors import StoreCorrupted
+
+    store = Store(tmp_path / "store")
+    spec = grid(eps=(0.0, 4.0, 41), T=[7.5])  # one shard
+    compute(spec, store)
+    (victim,) = shard_files(store)
+    data = bytearray(victim.read_bytes())
+    data[100] ^= 0x40  # inside the first inner chunk (the one this window reads)
+    victim.write_bytes(bytes(data))
+    with pytest.raises(StoreCorrupted) as info:
+        store.open(spec_id(spec)).J_L.load()
+    assert "checksum" in str(info.value).lower() and str(tmp_path) not in str(info.value)
+
+
+def test_the_cli_exits_non_zero_on_a_missing_committed_shard(tmp_path):
+    from typer.testing import CliRunner
+
+    from phasemap.cli import app
+
+    store = Store(tmp_path / "store")
+    spec = grid(T=[7.5])
+    rid = compute(spec, store).attrs["dataset_id"]
+    shard_files(store)[0].unlink()
+    res = CliRunner().invoke(app, ["query", rid, "--store", store.root, "--at",
+                                   "eps=-1,T=7.5"])
+    assert res.exit_code != 0, res.output
+    res = CliRunner().invoke(app, ["cache", "verify", "--store", store.root])
+    assert res.exit_code == 1 and "missing" in res.output
+
+
+def test_repair_rebuilds_damaged_metadata_and_never_deletes_first(tmp_path):
+    """Issue 12.3: a damaged ``J_L/zarr.json`` is reported by verify and rebuilt from the
+    family definition; the shards are kept (byte for byte) and the data read back equal."""
+    store = Store(tmp_path / "store")
+    spec = grid()
+    original = compute(spec, store).load()
+    pristine = {f: f.read_bytes() for f in shard_files(store)}
+    meta = _family_dir(store, spec) / "J_L" / "zarr.json"
+    good_meta = meta.read_bytes()
+    meta.write_text('{"zarr_format": 3, "node_ty')
+    bad = store.verify()
+    assert bad and all(r.variable == "J_L" for r in bad)
+    assert any("metadata" in r.problem for r in bad)
+    store.repair()
+    assert store.verify() == []
+    assert meta.read_bytes() == good_meta
+    assert {f: f.read_bytes() for f in shard_files(store)} == pristine
+    again = compute(spec, store)
+    assert again.attrs["points_computed"] == 0
+    assert_bitwise_equal(again, original)
+
+
+def test_repair_interrupted_leaves_every_problem_reported(tmp_path, monkeypatch):
+    """Issue 12.3: repair recomputes in place; killed after its first shard, verify still
+    reports the shards it did not reach (it used to uncommit them all first, then say ok)."""
+    from phasemap.store import core
+
+    store = Store(tmp_path / "store")
+    spec = grid()
+    original = compute(spec, store).load()
+    files = shard_files(store)
+    for f in files[:3]:
+        data = bytearray(f.read_bytes())
+        data[len(data) // 3] ^= 0x40
+        f.write_bytes(bytes(data))
+    real = core.Family.compute_shard
+    calls = []
+
+    def dying(self, shard, slot_values):
+        calls.append(shard)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return real(self, shard, slot_values)
+
+    monkeypatch.setattr(core.Family, "compute_shard", dying)
+    with pytest.raises(KeyboardInterrupt):
+        store.repair()
+    monkeypatch.setattr(core.Family, "compute_shard", real)
+    left = store.verify()
+    assert len({r.shard for r in left}) == 2, left
+    store.repair()
+    assert store.verify() == []
+    assert_bitwise_equal(compute(spec, store), original)
+
+
+def test_verify_reports_a_recorded_dataset_with_a_shard_not_committed(tmp_path):
+    store = Store(tmp_path / "store")
+    spec = grid(T=[5.0, 7.5])
+    compute(spec, store)
+    record = sorted((_family_dir(store, spec) / "commits").iterdir())[0]
+    record.unlink()
+    bad = store.verify()
+    assert len(bad) == 1 and "not committed" in bad[0].problem
+    assert spec_id(spec) in bad[0].problem
+    store.repair()
+    assert store.verify() == []
+    assert_bitwise_equal(store.open(spec_id(spec)), phasemap.evaluate_spec(spec))
+
+
+def test_gc_never_deletes_what_a_live_compute_uses(tmp_path):
+    """Issue 12.4: gc running while a compute is in flight (here from its progress callback,
+    after its first shard) keeps the family; the compute ends with every shard committed."""
+    store = Store(tmp_path / "store")
+    spec = grid(T=[5.0, 6.0, 7.5, 8.0])
+    ran = []
+
+    def progress(done, total, points):
+        if not ran:
+            ran.append(Store(store.root).gc(grace_seconds=0))
+
+    ds = compute(spec, store, progress=progress)
+    assert ran and ran[0]["families_removed"] == 0
+    assert store.verify() == []
+    assert_bitwise_equal(ds, phasemap.evaluate_spec(spec))
+    # the compute has ended: its lease is gone and the family is referenced
+    assert store.leases() == []
+
+
+def test_gc_honours_leases_and_drops_expired_ones(tmp_path):
+    from phasemap.store import core
+
+    store = Store(tmp_path / "store")
+    spec = grid(T=[7.5])
+    ds = compute(spec, store)
+    store.remove_request(ds.attrs["dataset_id"])
+    lease = core.Lease(store, [ds.attrs["family"]])
+    lease.acquire()
+    try:
+        assert store.gc(grace_seconds=0)["families_removed"] == 0
+    finally:
+        lease.release()
+    # a lease whose holder died long ago (its heartbeat is old) is not honoured
+    stale = core.Lease(store, [ds.attrs["family"]])
+    stale.write(heartbeat=time.time() - 10 * core.LEASE_TTL)
+    res = store.gc(grace_seconds=0)
+    assert res["families_removed"] == 1 and res["leases_removed"] == 1
+    assert store.leases() == []
+
+
+def test_compute_confirms_every_shard_is_committed_before_recording(tmp_path):
+    """Issue 12.4: a shard object removed behind the compute's back (after it was
+    committed) is found missing before the request is recorded, and computed again."""
+    store = Store(tmp_path / "store")
+    spec = grid(T=[5.0, 6.0, 7.5, 8.0])
+    seen = []
+
+    def progress(done, total, points):
+        if not seen:
+            seen.extend(shard_files(store))
+            for f in seen:
+                f.unlink()
+
+    ds = compute(spec, store, progress=progress)
+    assert seen
+    assert store.verify() == []
+    assert_bitwise_equal(ds, phasemap.evaluate_spec(spec))
+
+
+def test_a_corrupt_request_record_and_a_stray_commit_file_stay_local(tmp_path):
+    """Issue 12.5: listing, queries and verify keep working; the damage is reported."""
+    from typer.testing import CliRunner
+
+    from phasemap.cli import app
+
+    store = Store(tmp_path / "store")
+    spec = grid(T=[7.5])
+    ds = compute(spec, store)
+    (Path(store.root) / "requests" / "0123456789abcdef.json").write_text('{"id": "01')
+    (_family_dir(store, spec) / "commits" / "README").write_text("not a record")
+    problems: list = []
+    assert [r["id"] for r in store.requests(problems=problems)] == [ds.attrs["dataset_id"]]
+    assert len(problems) == 1 and "0123456789abcdef" in problems[0]
+    again = compute(spec, store)
+    assert again.attrs["points_computed"] == 0
+    assert_bitwise_equal(again, phasemap.evaluate_spec(spec))
+    assert_bitwise_equal(store.open(ds.attrs["dataset_id"]), again)
+    found = {r.problem for r in store.verify()}
+    assert any("0123456789abcdef" in p for p in found), found
+    assert any("README" in p for p in found), found
+    res = CliRunner().invoke(app, ["cache", "ls", "--store", store.root])
+    assert res.exit_code == 0 and ds.attrs["dataset_id"] in res.output
+    assert "0123456789abcdef" in res.output
+    CliRunner().invoke(app, ["cache", "rm", "0123456789abcdef", "--store", store.root])
+    assert not (Path(store.root) / "requests" / "0123456789abcdef.json").exists()
+
+
+def test_huge_chunks_are_refused_naming_chunks():
+    """Issue 12.10: an inner chunk of 2**24 points would be decoded by every point read."""
+    spec = GridSpec.from_dict({"model": "single_level", "params": {"dT": 5.0, "dV": 5.0},
+                               "axes": {"eps": {"start": -10, "stop": 10, "num": 201}},
+                               "chunks": {"eps": 16777216}})
+    with pytest.raises(ParameterError) as info:
+        FamilyLayout.from_spec(spec)
+    assert info.value.param == "chunks"
+
+
+def test_a_request_creating_too_many_files_is_refused_before_writing(tmp_path):
+    """Issue 12.10: two explicit lists of 300 values would make 90,000 one-point shards."""
+    spec = GridSpec.from_dict({"model": "single_level", "params": {"dT": 5.0, "dV": 5.0},
+                               "axes": {"T": [5 + i / 100 for i in range(300)],
+                                        "eps": [i / 10 for i in range(300)]}})
+    store = Store(tmp_path / "store")
+    with pytest.raises(ParameterError) as info:
+        compute(spec, store)
+    assert info.value.param == "files"
+    assert not (Path(store.root) / "families").exists()
+    small = Store(tmp_path / "small", max_files=3)
+    with pytest.raises(ParameterError):
+        compute(grid(T=[5.0, 7.5]), small)
+
+
+def test_the_store_quota_is_enforced(tmp_path):
+    store = Store(tmp_path / "store", quota_bytes=100_000)
+    with pytest.raises(ParameterError) as info:
+        compute(grid(), store)
+    assert info.value.param == "quota"
+    assert not (Path(store.root) / "families").exists()
+    roomy = Store(tmp_path / "store", quota_bytes=10**9)
+    compute(grid(T=[7.5]), roomy)
+    assert roomy.usage() > 0
+
+
+def test_every_file_and_folder_has_one_mode(tmp_path):
+    """Issue 12.11: shards, records, slots, requests and metadata alike follow the umask
+    (0664/0775 under umask 002, for a store a group shares)."""
+    old = os.umask(0o002)
+    try:
+        store = Store(tmp_path / "store")
+        compute(grid(T=[5.0, 7.5]), store)
+    finally:
+        os.umask(old)
+    modes = {}
+    for p in Path(store.root).rglob("*"):
+        modes.setdefault(oct(p.stat().st_mode & 0o777), []).append(p.name)
+    files = {m for m, names in modes.items() if m != "0o775"}
+    assert files == {"0o664"}, {m: n[:3] for m, n in modes.items()}

@@ -1,6 +1,18 @@
 """The Zarr store as a cache: families of sparse sharded arrays plus a commit record.
 
-This module (with :mod:`.layout`) is the only code in phasemap that touches Zarr.
+This package is the only code in phasemap that touches Zarr. This module is its facade,
+:class:`Store` (requests, opening, limits, gc, verify, repair); the rest, one job each:
+
+* :mod:`.layout` -- where every point lives: families, lattices, windows, and both
+  chunking rules (shard and inner-chunk sides on write, dask chunk sides on read);
+* :mod:`.blobs` -- small objects written atomically, one file mode;
+* :mod:`.codec` -- the shard codec (encode, and decode with checksums);
+* :mod:`.records` -- commit records and what verify reports;
+* :mod:`.family` -- one family: metadata, commits, slots, computing and checking a shard;
+* :mod:`.read` -- reading a window lazily, outputs derived on read;
+* :mod:`.plan` -- which shards a request needs and which are missing;
+* :mod:`.run` -- computing them (threads or a dask cluster) and :func:`compute`;
+* :mod:`.leases` -- a running compute's claim that gc honours.
 
 Layout of a store root (a local directory or any fsspec URL)::
 
@@ -9,6 +21,7 @@ Layout of a store root (a local directory or any fsspec URL)::
     families/<family-key>/commits/<shard>    commit record of a finished shard (JSON lines)
     families/<family-key>/slots/<axis>/<n>   value of explicit-axis slot n
     requests/<dataset-id>.json               every request served: spec, family, window
+    leases/<id>.json                         a running compute's families and heartbeat
 
 Commit protocol: a shard's bytes are written (atomically: temporary file + rename on local
 disks, single PUT on object stores), *then* its commit record (on a local disk a hard link
@@ -22,147 +35,78 @@ which is what :meth:`Store.verify` checks.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import functools
-import hashlib
-import itertools
 import json
-import math
 import os
-import tempfile
-import threading
 import time
-import uuid
-import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
-import dask.array as da
-import fsspec
-import numpy as np
 import xarray as xr
-import zarr
-from zarr.codecs import BloscCodec, Crc32cCodec
 
-from .. import __version__
-from .. import accessor as _accessor  # noqa: F401  (datasets carry ds.phasemap)
 from .._paths import default_store_url
-from ..errors import ParameterError, StoreError
+from ..errors import ParameterError, StoreCorrupted, StoreError
 from ..grid import GridSpec, grid_index
-from ..models import get_model
-from ..variables import apply_attrs, attrs_for
-from .layout import FamilyLayout, Window
+from .blobs import BlobStore
+from .codec import _shard_encoder, compressors
+from .family import Family
+from .layout import FamilyLayout, Window, spec_id
+from .leases import LEASE_HEARTBEAT, LEASE_TTL, Lease
+from .plan import Plan, _shard_of, as_spec, plan
+from .records import ShardReport, _RecordFile, shard_name
+from .run import compute, run_shards
+
+__all__ = ["LEASE_HEARTBEAT", "LEASE_TTL", "MAX_FILES_PER_REQUEST", "Family", "Lease", "Plan",
+           "ShardReport", "Store", "_RecordFile", "_shard_encoder", "as_spec", "compressors",
+           "compute", "default_store_url", "plan", "run_shards", "shard_name", "spec_id"]
 
 
-def compressors() -> list:
-    """The codecs of every new stored array, inside the sharding codec (see
-    docs/performance.md): blosc lz4 with byte shuffle (encodes ~3x faster than zstd level 1
-    and stores J_L in ~0.80 of its raw size instead of ~0.94), then a CRC32C per inner chunk
-    for ``verify``."""
-    return [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"), Crc32cCodec()]
+#: Most files (shard objects, commit records, slots) one request may create; override with
+#: ``Store(max_files=...)`` or ``PHASEMAP_MAX_FILES``.
+MAX_FILES_PER_REQUEST = 20_000
 
 
-def _utcnow() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+def _env_int(name: str) -> int | None:
+    text = os.environ.get(name)
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ParameterError(name, text, "a whole number") from None
+    if value <= 0:
+        raise ParameterError(name, text, "a whole number > 0")
+    return value
 
 
-def spec_id(spec: GridSpec) -> str:
-    """Dataset id of a request: a hash of its canonical spec."""
-    d = spec.to_dict()
-    # Axis order is part of the request (it is the dimension order); parameter order is not.
-    d["axes"] = [[name, ax] for name, ax in d["axes"].items()]
-    blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def shard_name(shard: Iterable[int]) -> str:
-    return ".".join(str(int(i)) for i in shard) or "0"
-
-
-@dataclass
-class ShardReport:
-    """What :meth:`Store.verify` found wrong with one committed shard."""
-
-    family: str
-    shard: tuple[int, ...]
-    variable: str
-    problem: str
-
-
-class Store:
+class Store(BlobStore):
     """A phasemap store at ``url`` (local path or fsspec URL; default :func:`default_store_url`).
 
     Instances are cheap; they hold no open files.
+
+    Parameters
+    ----------
+    url : str or path, optional
+    quota_bytes : int, optional
+        Most bytes the store may hold: a compute whose shards (counted uncompressed) would
+        take it past this is refused before it writes anything. Default
+        ``$PHASEMAP_STORE_QUOTA``, else no quota.
+    max_files : int, optional
+        Most files one request may create (default ``$PHASEMAP_MAX_FILES``, else
+        :data:`MAX_FILES_PER_REQUEST`).
+
+    Files the store writes (shards, commit records, slots, requests, leases, metadata) are
+    created as ``open`` would create them: mode ``0o666`` minus the umask (``0o644`` under
+    the usual ``022``, ``0o664`` under ``002`` for a store shared by a group); folders
+    ``0o777`` minus the umask.
     """
 
-    def __init__(self, url: str | os.PathLike | None = None):
-        url = str(url) if url is not None else default_store_url()
-        self.url = url
-        self.fs, self.root = fsspec.core.url_to_fs(url)
-        self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple)
-                                else (self.fs.protocol,))
-        if self.local:
-            self.root = os.path.abspath(self.root)
-            # workers (other processes, other working directories) get the absolute path
-            self.url = self.root
-            os.makedirs(self.root, exist_ok=True)
-            self.zstore = zarr.storage.LocalStore(self.root)
-        else:
-            self.zstore = zarr.storage.FsspecStore.from_url(url)
-
-    def __repr__(self) -> str:
-        return f"Store({self.url!r})"
-
-    # --- small objects --------------------------------------------------------------------
-    def _path(self, key: str) -> str:
-        return f"{self.root.rstrip('/')}/{key}"
-
-    def write_blob(self, key: str, data: bytes) -> None:
-        """Write ``data`` at ``key`` atomically (readers see the old or the new, never half)."""
-        path = self._path(key)
-        if self.local:
-            folder = os.path.dirname(path)
-            try:  # the folder usually exists: no makedirs (a few syscalls) per shard
-                fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-            except FileNotFoundError:
-                os.makedirs(folder, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
-        else:
-            self.fs.pipe_file(path, data)
-
-    def read_blob(self, key: str) -> bytes | None:
-        try:
-            return self.fs.cat_file(self._path(key))
-        except FileNotFoundError:
-            return None
-
-    def list_blobs(self, prefix: str) -> list[str]:
-        """Names (not paths) directly under ``prefix``; hidden temporaries excluded."""
-        try:
-            entries = self.fs.ls(self._path(prefix), detail=False)
-        except FileNotFoundError:
-            return []
-        names = [e.rstrip("/").rsplit("/", 1)[-1] for e in entries]
-        return sorted(n for n in names if not n.startswith("."))
-
-    def delete(self, key: str, recursive: bool = False) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.rm(self._path(key), recursive=recursive)
-
-    def size_of(self, key: str) -> int | None:
-        try:
-            return int(self.fs.size(self._path(key)))
-        except FileNotFoundError:
-            return None
+    def __init__(self, url: str | os.PathLike | None = None, quota_bytes: int | None = None,
+                 max_files: int | None = None):
+        super().__init__(url)
+        self.quota_bytes = quota_bytes if quota_bytes is not None else \
+            _env_int("PHASEMAP_STORE_QUOTA")
+        self.max_files = max_files if max_files is not None else \
+            (_env_int("PHASEMAP_MAX_FILES") or MAX_FILES_PER_REQUEST)
 
     # --- families -------------------------------------------------------------------------
     def family(self, layout: FamilyLayout, create: bool = True) -> Family:
@@ -176,11 +120,20 @@ class Store:
         return [n for n in self.list_blobs("families") if n != "zarr.json"]
 
     def family_by_key(self, key: str) -> Family:
+        """The family stored under ``key``; :class:`StoreCorrupted` if its metadata is
+        damaged or does not define that family."""
         raw = self.read_blob(f"families/{key}/zarr.json")
         if raw is None:
-            raise StoreError(f"no family {key!r} in store {self.url}")
-        definition = json.loads(raw)["attributes"]["phasemap_family"]
-        return Family(self, FamilyLayout.from_definition(definition))
+            raise StoreError(f"no family {key!r} in this store")
+        try:
+            definition = json.loads(raw)["attributes"]["phasemap_family"]
+            layout = FamilyLayout.from_definition(definition)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreCorrupted(key, None, "*", f"group metadata unreadable "
+                                                 f"({type(exc).__name__})") from None
+        if layout.key != key:
+            raise StoreCorrupted(key, None, "*", "group metadata defines another family")
+        return Family(self, layout)
 
     # --- requests -------------------------------------------------------------------------
     def record_request(self, spec: GridSpec, family: Family, stats: dict[str, Any],
@@ -194,34 +147,54 @@ class Store:
         self.write_blob(f"requests/{rid}.json", json.dumps(record, indent=1).encode())
         return rid
 
-    def requests(self) -> list[dict[str, Any]]:
+    def requests(self, problems: list[str] | None = None) -> list[dict[str, Any]]:
+        """Every readable dataset record. A damaged one is skipped (never an error for the
+        rest) and described in ``problems`` when a list is given."""
         out = []
         for name in self.list_blobs("requests"):
             if name.endswith(".json"):
-                raw = self.read_blob(f"requests/{name}")
-                if raw:
-                    out.append(json.loads(raw))
+                try:
+                    out.append(self._request_record(name[:-5]))
+                except StoreError as exc:
+                    if problems is not None:
+                        problems.append(str(exc))
         return out
+
+    def _request_record(self, rid: str) -> dict[str, Any]:
+        raw = self.read_blob(f"requests/{rid}.json")
+        if raw is None:
+            raise ParameterError("dataset", rid, "a dataset id present in this store")
+        try:
+            record = json.loads(raw)
+            if not isinstance(record, dict) or not {"id", "spec", "family"} <= set(record):
+                raise ValueError("not a dataset record")
+        except ValueError as exc:
+            raise StoreError(f"dataset record {rid} is damaged ({exc.__class__.__name__}); "
+                             f"'phasemap cache rm {rid}' forgets it") from None
+        return record
 
     def request(self, rid: str) -> dict[str, Any]:
         if not isinstance(rid, str) or not rid.isalnum():
             raise ParameterError("dataset", rid, "a dataset id as listed by the store")
-        raw = self.read_blob(f"requests/{rid}.json")
-        if raw is None:
-            raise ParameterError("dataset", rid, f"a dataset id present in store {self.url}")
-        return json.loads(raw)
+        return self._request_record(rid)
+
+    def _window(self, spec: GridSpec) -> tuple[Family, Window]:
+        """The family and the window of ``spec``, explicit values looked up (never
+        registered), refusing any shard that is not committed for exactly these values."""
+        layout = FamilyLayout.from_spec(spec)
+        fam = Family(self, layout)
+        window = Window.from_spec(layout, spec, fam.slots_for(spec))
+        missing = set(window.shards()) - fam.committed_for(window)
+        if missing:
+            raise StoreError(f"{len(missing)} of {window.n_shards()} shards of this grid are "
+                             "not in the store; compute it first")
+        return fam, window
 
     def open(self, rid_or_spec: str | GridSpec) -> xr.Dataset:
         """Open a stored dataset lazily, by id or by spec; nothing is computed."""
         spec = (rid_or_spec if isinstance(rid_or_spec, GridSpec)
                 else GridSpec.from_dict(self.request(rid_or_spec)["spec"]))
-        layout = FamilyLayout.from_spec(spec)
-        fam = self.family(layout, create=False)
-        window = Window.from_spec(layout, spec)
-        missing = set(window.shards()) - fam.committed()
-        if missing:
-            raise StoreError(f"{len(missing)} of {window.n_shards()} shards of this grid are not "
-                             f"in store {self.url}; compute it first")
+        fam, window = self._window(spec)
         return fam.open_window(window, spec)
 
     def point(self, rid_or_spec: str | GridSpec, at: dict[str, float]) -> dict[str, Any]:
@@ -233,7 +206,8 @@ class Store:
         spec = (rid_or_spec if isinstance(rid_or_spec, GridSpec)
                 else GridSpec.from_dict(self.request(rid_or_spec)["spec"]))
         layout = FamilyLayout.from_spec(spec)
-        window = Window.from_spec(layout, spec)
+        fam = Family(self, layout)
+        window = Window.from_spec(layout, spec, fam.slots_for(spec))
         index = []
         for name in layout.dims:
             if name not in at:
@@ -241,1012 +215,199 @@ class Store:
                                                f"({', '.join(layout.dims)})")
             index.append(grid_index(name, window.coords[name], float(at[name])))
         shard = tuple(int(sh) for sh in _shard_of(window, tuple(index)))
-        fam = Family(self, layout)
-        if fam.commit_record(shard) is None:
-            raise StoreError(f"the shard holding this point is not in store {self.url}; "
+        if shard not in fam.committed_for(window, [shard]):
+            raise StoreError("the shard holding this point is not in the store; "
                              "compute the grid first")
         return fam.read_point(window, tuple(index))
 
     def remove_request(self, rid: str) -> None:
-        self.request(rid)
+        """Forget dataset ``rid`` (also when its record is damaged)."""
+        if not isinstance(rid, str) or not rid.isalnum() or \
+                self.read_blob(f"requests/{rid}.json") is None:
+            raise ParameterError("dataset", rid, "a dataset id present in this store")
         self.delete(f"requests/{rid}.json")
+        self.delete(f"requests/{rid}.shards")
 
+    # --- leases, limits -------------------------------------------------------------------
+    def leases(self) -> list[dict[str, Any]]:
+        """Every lease in the store (live or not): ``id``, ``families``, ``heartbeat``."""
+        out = []
+        for name in self.list_blobs("leases"):
+            raw = self.read_blob(f"leases/{name}")
+            try:
+                lease = json.loads(raw or b"")
+                out.append({"id": name.removesuffix(".json"),
+                            "families": list(lease["families"]),
+                            "heartbeat": float(lease["heartbeat"])})
+            except (ValueError, KeyError, TypeError):
+                out.append({"id": name.removesuffix(".json"), "families": [],
+                            "heartbeat": 0.0, "damaged": True})
+        return out
+
+    def check_limits(self, p: Plan) -> None:
+        """Refuse a plan that would create more than ``max_files`` files or take the store
+        past ``quota_bytes``, before anything is written."""
+        files = p.files_to_create
+        if files > self.max_files:
+            raise ParameterError(
+                "files", files, f"at most {self.max_files:,} files per request",
+                f"{len(p.missing):,} shards of {p.layout.shard_points:,} points; use ranges "
+                "instead of long lists of values, or Store(max_files=...) / "
+                "PHASEMAP_MAX_FILES")
+        if self.quota_bytes is not None:
+            need = p.bytes_to_write
+            used = self.usage()
+            if used + need > self.quota_bytes:
+                raise ParameterError(
+                    "quota", used + need, f"at most {self.quota_bytes:,} bytes in this store",
+                    f"it holds {used:,} bytes and this request would write up to {need:,}; "
+                    "'phasemap cache rm' and 'phasemap cache gc' free space")
+
+    # --- maintenance ----------------------------------------------------------------------
     def gc(self, grace_seconds: float = 3600.0) -> dict[str, int]:
-        """Delete families no request refers to, and stray temporaries; return counts.
+        """Delete families no request refers to and no live compute holds, expired leases
+        and stray temporaries; return counts.
 
-        On a local store, anything touched within ``grace_seconds`` is kept: a compute in
-        flight has created its family (and temporaries) but records its request only at the
-        end, so a ``gc`` running beside it must not take them.
+        A compute holds a :class:`Lease` on its families, renewed every
+        :data:`LEASE_HEARTBEAT` seconds; ``gc`` keeps every family named by a lease whose
+        last heartbeat is less than :data:`LEASE_TTL` old (read from the lease itself, so the
+        same on object stores), and re-reads the leases just before deleting each family.
+        Temporaries (local disks only) go when their family has no live lease and they are
+        older than ``grace_seconds``.
         """
         now = time.time()
 
-        def recent(key: str) -> bool:
-            if not self.local:
-                return False
-            newest = 0.0
-            for sub in ("", "/commits"):
-                with contextlib.suppress(FileNotFoundError):
-                    newest = max(newest, os.path.getmtime(self._path(key + sub)))
-            return now - newest < grace_seconds
+        def live_families() -> tuple[set[str], list[str]]:
+            live: set[str] = set()
+            expired = []
+            for lease in self.leases():
+                if time.time() - lease["heartbeat"] < LEASE_TTL:
+                    live.update(lease["families"])
+                else:
+                    expired.append(lease["id"])
+            return live, expired
 
         used = {r["family"] for r in self.requests()}
+        live, _ = live_families()
         removed = 0
         for key in self.families():
-            if key not in used and not recent(f"families/{key}"):
-                self.delete(f"families/{key}", recursive=True)
-                removed += 1
+            if key in used or key in live:
+                continue
+            live, _ = live_families()  # a compute may have started since
+            if key in live:
+                continue
+            self.delete(f"families/{key}", recursive=True)
+            removed += 1
+        live, expired = live_families()
+        for lid in expired:
+            self.delete(f"leases/{lid}.json")
         temps = 0
         if self.local:
             for dirpath, _, files in os.walk(self.root):
+                rel = os.path.relpath(dirpath, self.root).split(os.sep)
+                if len(rel) >= 2 and rel[0] == "families" and rel[1] in live:
+                    continue
                 for f in files:
                     path = os.path.join(dirpath, f)
-                    if (f.startswith(".tmp-") or f.endswith(".partial")) and \
-                            now - os.path.getmtime(path) >= grace_seconds:
-                        os.unlink(path)
-                        temps += 1
-        return {"families_removed": removed, "temporaries_removed": temps}
+                    with contextlib.suppress(FileNotFoundError):
+                        if (f.startswith(".tmp-") or f.endswith(".partial")) and \
+                                now - os.path.getmtime(path) >= grace_seconds:
+                            os.unlink(path)
+                            temps += 1
+        return {"families_removed": removed, "temporaries_removed": temps,
+                "leases_removed": len(expired)}
 
     def verify(self, families: Iterable[str] | None = None,
                progress: Callable[[int, int], None] | None = None) -> list[ShardReport]:
-        """Check every committed shard: objects present, sizes as recorded, checksums."""
+        """Check the store: dataset records readable; each family's group and array metadata
+        as its definition makes them; no stray file among its commit records; every
+        committed shard present, of its recorded size, with matching checksums; and every
+        recorded dataset with all its shards committed."""
         bad: list[ShardReport] = []
+        problems: list[str] = []
+        records = self.requests(problems=problems)
+        bad.extend(ShardReport("", None, "*", p) for p in problems)
         keys = list(families) if families is not None else self.families()
+        ok = {}
         for key in keys:
-            bad.extend(self.family_by_key(key).verify(progress))
+            try:
+                ok[key] = fam = self.family_by_key(key)
+            except StoreCorrupted as exc:
+                bad.append(ShardReport(key, None, exc.variable, exc.problem))
+                continue
+            bad.extend(fam.verify(progress))
+        for record in records:
+            found = ok.get(record["family"])
+            if found is None:
+                if families is None and record["family"] not in keys:
+                    bad.append(ShardReport(record["family"], None, "*",
+                                           f"family of dataset {record['id']} is missing"))
+                continue
+            try:
+                p = plan(GridSpec.from_dict(record["spec"]), self)
+            except (ParameterError, StoreError) as exc:
+                bad.append(ShardReport(record["family"], None, "*",
+                                       f"dataset {record['id']}: {exc}"[:200]))
+                continue
+            bad.extend(ShardReport(found.key, shard, "*",
+                                   f"not committed (dataset {record['id']})")
+                       for shard in sorted(set(p.missing)))
         return bad
 
     def repair(self, client=None, progress=None) -> list[ShardReport]:
-        """Recompute every shard :meth:`verify` reports; return what was repaired."""
-        bad = self.verify()
+        """Mend everything :meth:`verify` reports; return what was reported.
+
+        Never deletes before the replacement is ready: metadata is rewritten (atomically)
+        from the family definition, damaged shards are recomputed into place (each shard
+        object replaced atomically, then its record), a stray file among the commit records
+        is removed, and a dataset with shards not committed is computed again. Interrupted,
+        it leaves the store as consistent as before, with what is left still reported.
+        """
+        reported: list[ShardReport] = []
+        previous: list[ShardReport] = []
+        for _ in range(3):  # mended metadata can reveal damage behind it: look again
+            fixable = [r for r in self.verify() if r.family]
+            if not fixable or fixable == previous:  # nothing (more) that can be mended
+                break
+            reported.extend(r for r in fixable if r not in reported)
+            self._repair_once(fixable, client, progress)
+            previous = fixable
+        return reported
+
+    def _repair_once(self, bad: list[ShardReport], client, progress) -> None:
         by_family: dict[str, set[tuple[int, ...]]] = {}
+        datasets: set[str] = set()
         for r in bad:
-            by_family.setdefault(r.family, set()).add(r.shard)
+            if r.problem.startswith("not committed (dataset "):
+                datasets.add(r.problem.split("dataset ", 1)[1].rstrip(")"))
+            elif r.shard is None and r.problem.startswith("stray file commits/"):
+                name = r.problem.removeprefix("stray file commits/")
+                self.delete(f"families/{r.family}/commits/{name}", recursive=True)
+            elif r.shard is None:
+                self._repair_metadata(r.family)
+            else:
+                by_family.setdefault(r.family, set()).add(r.shard)
         for key, shards in by_family.items():
             fam = self.family_by_key(key)
-            for shard in shards:
-                fam.uncommit(shard)
-            slot_values = fam.slot_values()
-            run_shards(self, fam, sorted(shards), slot_values, client=client, progress=progress)
-        return bad
+            slot_values = fam.slot_values(sorted(shards))
+            known = [s for s in sorted(shards)  # a shard whose value is lost stays reported
+                     if all(not ax.explicit or s[i] in slot_values[ax.name]
+                            for i, ax in enumerate(fam.layout.axes))]
+            with Lease(self, [key]):
+                run_shards(self, fam, known, slot_values, client=client, progress=progress)
+        for rid in sorted(datasets):
+            compute(GridSpec.from_dict(self.request(rid)["spec"]), self, client=client)
 
-
-class Family:
-    """One family's Zarr group in a store."""
-
-    def __init__(self, store: Store, layout: FamilyLayout):
-        self.store = store
-        self.layout = layout
-        self.key = layout.key
-        self.prefix = f"families/{self.key}"
-        self._encoders: dict[str, _ShardEncoder | None] = {}
-        self._records: Any = None  # a _RecordFile, None, or _NO_LINKS
-        self._axes_cache: dict[tuple[int, int, bool], tuple[np.ndarray, np.ndarray]] = {}
-        self._records_lock = threading.Lock()
-
-    def create(self) -> None:
-        """Create the group and its arrays if missing (safe to race with other processes)."""
-        raw = self.store.read_blob(f"{self.prefix}/zarr.json")
-        if raw is not None and "phasemap_family" in json.loads(raw).get("attributes", {}) and all(
-                self.store.read_blob(f"{self.prefix}/{v}/zarr.json") is not None
-                for v in self.layout.stored):
-            return
-        # The group (with the family definition) first: creating an array writes any missing
-        # parent group with *empty* attributes, and open_group(mode="a") never updates those.
-        family_attrs = {"phasemap_family": self.layout.definition(),
-                        "phasemap_version": __version__}
+    def _repair_metadata(self, key: str) -> None:
+        """Rewrite family ``key``'s group and array metadata from its definition (from the
+        group, else from a dataset record of that family)."""
         try:
-            group = zarr.open_group(self.store.zstore, path=self.prefix, mode="a",
-                                    attributes=family_attrs)
-        except zarr.errors.ContainsGroupError:  # another process created it just now
-            group = zarr.open_group(self.store.zstore, path=self.prefix, mode="r+")
-        if "phasemap_family" not in group.attrs:
-            group.attrs.update(family_attrs)
-        for var in self.layout.stored:
-            dtype = get_model(self.layout.model).dtype_of(var, self.layout.dtype)
-            fill = -1 if np.dtype(dtype).kind == "i" else np.nan
-            attrs = attrs_for(var, get_model(self.layout.model))
-            if "flag_values" in attrs:
-                attrs["flag_values"] = [int(x) for x in attrs["flag_values"]]
-            try:
-                zarr.create_array(
-                    self.store.zstore, name=f"{self.prefix}/{var}", shape=self.layout.shape,
-                    shards=self.layout.shard_shape, chunks=self.layout.inner_shape,
-                    dtype=dtype, fill_value=fill,
-                    compressors=compressors(),
-                    dimension_names=self.layout.dims, attributes=attrs,
-                    config={"write_empty_chunks": True}, overwrite=False)
-            except zarr.errors.ContainsArrayError:
-                pass
-
-    def array(self, var: str):
-        return zarr.open_array(self.store.zstore, path=f"{self.prefix}/{var}", mode="r+")
-
-    # commit record ---------------------------------------------------------------------
-    def committed(self) -> set[tuple[int, ...]]:
-        names = self.store.list_blobs(f"{self.prefix}/commits")
-        return {tuple(int(x) for x in n.split(".")) if n != "0" or not self.layout.axes else ()
-                for n in names}
-
-    def commit_record(self, shard: tuple[int, ...]) -> dict[str, Any] | None:
-        """The record of ``shard``, or ``None`` if it is not committed.
-
-        A record file holds one JSON object per line (one, or the records of a whole
-        :class:`_RecordFile`); the last line naming ``shard`` is its record.
-        """
-        raw = self.store.read_blob(f"{self.prefix}/commits/{shard_name(shard)}")
-        if raw is None:
-            return None
-        for line in reversed(raw.splitlines()):
-            with contextlib.suppress(ValueError):
-                record = json.loads(line)
-                if isinstance(record, dict) and tuple(record.get("shard", ())) == shard:
-                    return record
-        return {"shard": list(shard)}  # committed (the name exists), record unreadable
-
-    def commit(self, shard: tuple[int, ...], record: dict[str, Any]) -> None:
-        """Publish ``record``: from now on readers and the planner see ``shard`` as present.
-
-        On a local disk the record is appended to this process's record file and the shard's
-        name is a hard link to that file (:class:`_RecordFile`); elsewhere it is an object
-        of its own, written in one PUT.
-        """
-        line = json.dumps(record).encode()
-        name = shard_name(shard)
-        with self._records_lock:
-            for _ in range(2):
-                if not self.store.local or self._records is _NO_LINKS:
-                    break
-                if self._records is None or not self._records.usable():
-                    if self._records is not None:
-                        self._records.close()
-                    self._records = _RecordFile(self.store._path(f"{self.prefix}/commits"))
-                try:
-                    if self._records.commit(line, name):
-                        return
-                except FileNotFoundError:  # its hidden name is gone (gc of an idle writer)
-                    self._records.close()
-                    self._records = None
-                    continue
-                self._records.close()  # no hard links here: a file per record from now on
-                self._records = _NO_LINKS
-        self.store.write_blob(f"{self.prefix}/commits/{name}", line)
-
-    def close(self) -> None:
-        """Close the record file of the shards committed so far (they stay committed)."""
-        with self._records_lock:
-            if isinstance(self._records, _RecordFile):
-                self._records.close()
-                self._records = None
-
-    def uncommit(self, shard: tuple[int, ...]) -> None:
-        self.store.delete(f"{self.prefix}/commits/{shard_name(shard)}")
-        for var in self.layout.stored:
-            self.store.delete(self.shard_key(var, shard))
-
-    def shard_key(self, var: str, shard: tuple[int, ...]) -> str:
-        return f"{self.prefix}/{var}/c/" + "/".join(str(i) for i in shard)
-
-    # explicit-axis slots -----------------------------------------------------------------
-    def register_slots(self, values: dict[str, dict[int, float]]) -> None:
-        for axis, slots in values.items():
-            for slot, value in slots.items():
-                key = f"{self.prefix}/slots/{axis}/{slot}"
-                old = self.store.read_blob(key)
-                if old is None:
-                    self.store.write_blob(key, repr(float(value)).encode())
-                elif float(old) != float(value):
-                    raise StoreError(f"slot collision on axis {axis!r}: {value!r} and "
-                                     f"{float(old)!r} share slot {slot}; use a lattice axis")
-
-    def slot_values(self) -> dict[str, dict[int, float]]:
-        out = {}
-        for ax in self.layout.axes:
-            if ax.explicit:
-                prefix = f"{self.prefix}/slots/{ax.name}"
-                out[ax.name] = {int(n): float(self.store.read_blob(f"{prefix}/{n}"))
-                                for n in self.store.list_blobs(prefix)}
-        return out
-
-    # computing -------------------------------------------------------------------------
-    def compute_shard(self, shard: tuple[int, ...],
-                      slot_values: dict[str, dict[int, float]]) -> int:
-        """Evaluate, write and commit one whole shard; return the number of points.
-
-        Where the store's own encoder applies (every array this module creates), the shard
-        is computed straight in inner-chunk order, shape ``grid + inner`` (each inner chunk
-        one contiguous row), so the encoder compresses it as it stands: no reordering copy.
-        """
-        model = get_model(self.layout.model)
-        full = self.layout.shard_shape
-        encoders = {var: self._encoder(var) for var in self.layout.stored}
-        fast = bool(shard) and all(e is not None and e.shard_shape == full
-                                   and e.inner == self.layout.inner_shape
-                                   for e in encoders.values())
-        inner = self.layout.inner_shape
-        grid = tuple(s // i for s, i in zip(full, inner, strict=True))
-        shape = grid + inner if fast else full
-        args: dict[str, Any] = dict(self.layout.params)
-        checked: dict[str, np.ndarray] = {}
-        for i, (ax, idx) in enumerate(zip(self.layout.axes, shard, strict=True)):
-            args[ax.name], checked[ax.name] = self._axis_values(i, idx, slot_values, fast)
-        with np.errstate(all="ignore"):  # points outside the domain are masked just below
-            outs = _shard_outputs(model, args, shape, self.layout)
-        invalid = _invalid_points(model, args, shape, checked)
-        sizes = {}
-        region = tuple(slice(i * ax.shard, (i + 1) * ax.shard)
-                       for ax, i in zip(self.layout.axes, shard, strict=True))
-        for var in self.layout.stored:
-            data = outs[var]
-            if invalid is not None:
-                data[invalid] = -1 if data.dtype.kind == "i" else np.nan
-            if fast:
-                # The shard's bytes, exactly as Zarr's sharding codec lays them out, written
-                # in one atomic put (Zarr's own write path costs ~80 ms of asyncio per shard).
-                blob = encoders[var].encode_chunks(data.reshape(math.prod(grid), -1))
-                self.store.write_blob(self.shard_key(var, shard), blob)
-                sizes[var] = len(blob)
-            else:
-                self.array(var)[region] = data
-                sizes[var] = self.store.size_of(self.shard_key(var, shard))
-        self.commit(shard, {"shard": list(shard), "points": math.prod(full), "sizes": sizes,
-                            "time": _utcnow(), "phasemap_version": __version__})
-        return math.prod(full)
-
-    def _axis_values(self, i: int, idx: int, slot_values: dict[str, dict[int, float]],
-                     fast: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Axis ``i``'s coordinates in shard index ``idx``, shaped to broadcast over the shard
-        (``grid + inner`` when ``fast``), and their parameter-range violations; cached, as
-        every shard along the other axes shares them (a slot's value never changes)."""
-        key = (i, idx, fast)
-        hit = self._axes_cache.get(key)
-        if hit is None:
-            ax = self.layout.axes[i]
-            ndim = len(self.layout.axes)
-            shape = [1] * (2 * ndim if fast else ndim)
-            if fast:  # axis i is split into (grid[i], inner[i]) at positions i and ndim + i
-                shape[i], shape[ndim + i] = ax.shard // ax.inner, ax.inner
-            else:
-                shape[i] = -1
-            values = ax.shard_values(idx, slot_values.get(ax.name)).reshape(shape)
-            values.flags.writeable = False
-            param = get_model(self.layout.model).parameter(ax.name)
-            hit = self._axes_cache[key] = (values, param.violates(values))
-        return hit
-
-    def _encoder(self, var: str) -> _ShardEncoder | None:
-        if var not in self._encoders:  # the array's metadata, read once per Family
-            self._encoders[var] = _shard_encoder(self.store, f"{self.prefix}/{var}")
-        return self._encoders[var]
-
-    # reading ---------------------------------------------------------------------------
-    def open_window(self, window: Window, spec: GridSpec) -> xr.Dataset:
-        """Lazy dataset of ``window``: stored outputs read shard by shard, the rest derived."""
-        model = get_model(self.layout.model)
-        dims = self.layout.dims
-        chunks = []
-        for ax, side, start, n in zip(self.layout.axes, _read_sides(self.layout), window.starts,
-                                      window.sizes, strict=True):
-            if ax.explicit:
-                chunks.append((1,) * n)
-            else:
-                first = min(n, side - start % side)
-                rest = n - first
-                chunks.append((first,) + (side,) * (rest // side)
-                              + ((rest % side,) if rest % side else ()))
-        arrays = {}
-        for var in self.layout.stored:
-            reader = _WindowReader(self.store.url, self.prefix, var, window)
-            arrays[var] = da.from_array(reader, chunks=tuple(chunks), asarray=False,
-                                        name=f"phasemap-{self.key}-{var}-{spec_id(spec)}",
-                                        fancy=False,
-                                        meta=np.empty((0,) * len(dims), reader.dtype))
-        if model.derive is not None and set(model.outputs) - set(self.layout.stored):
-            arrays.update(_derive_arrays(arrays, model, self.layout, window))
-        coords: dict[str, Any] = {name: window.coords[name] for name in dims}
-        coords.update(self.layout.params)  # fixed parameters as scalar coordinates
-        ds = xr.Dataset({o: (dims, arrays[o]) for o in model.outputs if o in arrays},
-                        coords=coords)
-        return apply_attrs(ds, {"model": model.name, "model_version": model.version,
-                                "phasemap_version": __version__,
-                                "references": model.references,
-                                "spec": json.dumps(spec.to_dict()),
-                                "dataset_id": spec_id(spec), "store": self.store.url,
-                                "family": self.key}, model=model)
-
-    def read_point(self, window: Window, index: tuple[int, ...]) -> dict[str, Any]:
-        """Every output at one window index, read and derived without dask (~1 ms)."""
-        model = get_model(self.layout.model)
-        key = tuple(slice(i, i + 1) for i in index)
-        values: dict[str, Any] = {
-            var: np.asarray(_WindowReader(self.store.url, self.prefix, var, window)[key])
-            .reshape(()) for var in self.layout.stored}
-        params = dict(self.layout.params)
-        params.update({name: np.float64(window.coords[name][i])
-                       for name, i in zip(self.layout.dims, index, strict=True)})
-        if model.derive is not None:
-            missing = [o for o in model.outputs if o not in values]
-            if missing:
-                derived = model.derive({k: np.asarray(v, dtype=np.float64)
-                                        for k, v in values.items()},
-                                       **{n: np.asarray(params[n], dtype=np.float64)
-                                          for n in model.param_names})
-                values.update({o: np.asarray(derived[o]) for o in missing})
-        return {"coords": params, "values": {o: values[o].item() for o in model.outputs}}
-
-    def verify(self, progress=None) -> list[ShardReport]:
-        bad = []
-        shards = sorted(self.committed())
-        for n, shard in enumerate(shards):
-            record = self.commit_record(shard) or {}
-            for var in self.layout.stored:
-                key = self.shard_key(var, shard)
-                size = self.store.size_of(key)
-                expected = (record.get("sizes") or {}).get(var)
-                if size is None:
-                    bad.append(ShardReport(self.key, shard, var, "missing"))
-                    continue
-                if expected is not None and size != expected:
-                    bad.append(ShardReport(self.key, shard, var,
-                                           f"size {size} bytes, committed {expected}"))
-                    continue
-                region = tuple(slice(i * ax.shard, (i + 1) * ax.shard)
-                               for ax, i in zip(self.layout.axes, shard, strict=True))
-                try:
-                    self.array(var)[region]
-                except Exception as exc:  # checksum or decoding failure
-                    bad.append(ShardReport(self.key, shard, var,
-                                           f"unreadable: {type(exc).__name__}: {exc}"[:200]))
-            if progress:
-                progress(n + 1, len(shards))
-        return bad
-
-
-def _invalid_points(model, args, shape, checked: dict[str, np.ndarray] | None = None
-                    ) -> np.ndarray | None:
-    """Mask of shard points outside the model's domain (they are stored as NaN).
-
-    ``checked`` holds parameters' range violations already known (per axis, cached).
-    """
-    # Checked on the per-axis arrays first: only a shard that has a bad point pays for a
-    # full-shape mask.
-    checked = checked or {}
-    masks = [checked[p.name] if p.name in checked
-             else p.violates(np.asarray(args[p.name], dtype=float))
-             for p in model.parameters if p.name in args]
-    for con in model.constraints:
-        vals = [np.asarray(args.get(n, model.defaults()[n]), dtype=float) for n in con.params]
-        masks.append(np.asarray(con.check(*vals)))
-    masks = [m for m in masks if m.any()]
-    if not masks:
-        return None
-    bad = np.zeros(shape, dtype=bool)
-    for m in masks:
-        bad |= np.broadcast_to(m, shape)
-    return bad
-
-
-def _shard_outputs(model, args: dict[str, Any], full: tuple[int, ...],
-                   layout: FamilyLayout) -> dict[str, np.ndarray]:
-    """The stored outputs of one shard as writable C-contiguous arrays of shape ``full``."""
-    dtypes = {var: model.dtype_of(var, layout.dtype) for var in layout.stored}
-    if model.store_kernel is not None:
-        params = model.defaults() | args
-        params = {k: np.asarray(params[k], dtype=np.float64) for k in model.param_names}
-        # float64 outputs are computed straight into the arrays that get written
-        out = {var: np.empty(full, dtype=np.float64) for var, dt in dtypes.items()
-               if dt == np.float64}
-        outs = model.store_kernel(out=out, **params)
-    else:
-        outs = model(**args)
-    result = {}
-    for var, dt in dtypes.items():
-        data = outs[var]
-        if data.shape != full or data.dtype != dt or not data.flags.c_contiguous \
-                or not data.flags.writeable:
-            data = np.broadcast_to(data, full).astype(dt)
-        result[var] = data
-    return result
-
-
-class _RecordFile:
-    """Commit records appended to one hidden file, each shard's name a hard link to it.
-
-    Creating a small file per commit record costs ~0.7 ms on ext4 (inode allocation, the
-    directory lock), as much as writing a fifth of the shard itself; appending a line and
-    linking a name costs ~0.02 ms (docs/performance.md). The line is written before the
-    link, so a reader who finds ``commits/<shard>`` finds its record in it; a link is atomic,
-    so a kill leaves a shard committed or not, never half. After :data:`RECORDS` records, or
-    when the writer closes it, the hidden name is removed; the records live on under the
-    shards' names (``cache gc`` removes the hidden file of a killed writer with the other
-    temporaries).
-    """
-
-    #: Records per file: few file creations, and a record read is one small file.
-    RECORDS = 64
-
-    def __init__(self, folder: str):
-        self.folder = folder
-        self.pid = os.getpid()
-        self.count = 0
-        self.path = os.path.join(folder, f".tmp-records-{uuid.uuid4().hex}")
-        os.makedirs(folder, exist_ok=True)  # once per RECORDS commits
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        # a writer dropped without close() (an exception, a dropped Family) still tidies up
-        self._finalizer = weakref.finalize(self, _RecordFile._release, self.fd, self.path)
-
-    def usable(self) -> bool:
-        return self.fd >= 0 and self.count < self.RECORDS and os.getpid() == self.pid
-
-    def commit(self, line: bytes, name: str) -> bool:
-        """Append ``line``, then link ``name`` to this file; ``False`` if links are refused."""
-        os.write(self.fd, line + b"\n")
-        self.count += 1
-        target = os.path.join(self.folder, name)
-        try:
-            os.link(self.path, target)
-        except FileExistsError:  # committed before (a duplicate computation): replace it
-            tmp = os.path.join(self.folder, f".tmp-link-{uuid.uuid4().hex}")
-            os.link(self.path, tmp)
-            os.replace(tmp, target)
-        except FileNotFoundError:
-            raise
-        except OSError:  # a filesystem without hard links
-            return False
-        return True
-
-    def close(self) -> None:
-        self._finalizer()
-        self.fd = -1
-
-    @staticmethod
-    def _release(fd: int, path: str) -> None:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-
-
-#: Family._records where the filesystem refuses hard links: one file per record.
-_NO_LINKS: Any = object()
-
-
-class _ShardEncoder:
-    """Encodes a whole shard exactly as Zarr's ``sharding_indexed`` codec stores it.
-
-    Inner chunks in C order, each through the array's own codec chain (``bytes`` little
-    endian, then ``blosc``/``zstd``/``gzip`` and ``crc32c``), then the index of
-    ``(offset, nbytes)`` pairs through ``bytes`` + ``crc32c`` at the end. Built from the
-    array's metadata; :func:`_shard_encoder` returns ``None`` for anything else, and the caller
-    falls back to Zarr's own (slower, equivalent) write.
-    """
-
-    def __init__(self, meta: dict[str, Any]):
-        (sharding,) = meta["codecs"]
-        if sharding["name"] != "sharding_indexed":
-            raise ValueError(sharding["name"])
-        conf = sharding["configuration"]
-        if conf.get("index_location", "end") != "end":
-            raise ValueError("index at start")
-        enc = meta.get("chunk_key_encoding", {})
-        if enc.get("name", "default") != "default" or \
-                enc.get("configuration", {}).get("separator", "/") != "/":
-            raise ValueError("chunk key encoding")
-        self.dtype = np.dtype(meta["data_type"]).newbyteorder("<")
-        self.shard_shape = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
-        self.inner = tuple(conf["chunk_shape"])
-        if any(s % i for s, i in zip(self.shard_shape, self.inner, strict=True)):
-            raise ValueError("inner chunks do not tile the shard")
-        self.codecs, decoders = self._chain(conf["codecs"])
-        self.decoders = decoders[::-1]
-        grid = tuple(s // i for s, i in zip(self.shard_shape, self.inner, strict=True))
-        try:
-            from zarr.core.indexing import morton_order_iter
-
-            self.order = [int(np.ravel_multi_index(c, grid)) for c in morton_order_iter(grid)]
-        except ImportError:  # any order is valid: readers follow the index
-            self.order = list(range(math.prod(grid)))
-        if self._chain(conf["index_codecs"])[0] != [self._crc32c]:
-            raise ValueError("index codecs")
-
-    def _chain(self, codecs: list[dict[str, Any]]
-               ) -> tuple[list[Callable[[bytes], bytes]], list[Callable[[bytes], bytes]]]:
-        import numcodecs
-
-        first, *rest = codecs
-        if first["name"] != "bytes" or \
-                first.get("configuration", {}).get("endian", "little") != "little":
-            raise ValueError("not little-endian bytes")
-        chain: list[Callable[[bytes], bytes]] = []
-        decoders: list[Callable[[bytes], bytes]] = []
-        for c in rest:
-            name, conf = c["name"], c.get("configuration", {})
-            codec: Any
-            if name == "crc32c":
-                chain.append(self._crc32c)
-                decoders.append(self._check_crc32c)
-                continue
-            elif name == "zstd":
-                codec = numcodecs.Zstd(level=conf.get("level", 0),
-                                       checksum=conf.get("checksum", False))
-            elif name == "gzip":
-                codec = numcodecs.GZip(level=conf.get("level", 5))
-            elif name == "blosc":
-                shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[conf["shuffle"]]
-                codec = numcodecs.Blosc(cname=conf["cname"], clevel=conf["clevel"],
-                                        shuffle=shuffle, blocksize=conf.get("blocksize", 0),
-                                        typesize=conf["typesize"])
-            else:
-                raise ValueError(name)
-            chain.append(codec.encode)
-            decoders.append(codec.decode)
-        return chain, decoders
-
-    @staticmethod
-    def _check_crc32c(data) -> bytes:
-        import google_crc32c
-
-        data = bytes(data)
-        if int(google_crc32c.value(data[:-4])) != int.from_bytes(data[-4:], "little"):
-            raise ValueError("CRC32C checksum mismatch: the shard is corrupt "
-                             "(phasemap cache verify / repair)")
-        return data[:-4]
-
-    def read(self, root: str, path: str, sel: tuple[slice, ...], fill) -> np.ndarray:
-        """``array[sel]`` (array indices, plain slices) read straight from local shard files:
-        the index, then only the inner chunks ``sel`` touches, each checksum-verified."""
-        out = np.full([s.stop - s.start for s in sel], fill, dtype=self.dtype.newbyteorder("="))
-        grid = tuple(s // i for s, i in zip(self.shard_shape, self.inner, strict=True))
-        n = math.prod(grid)
-        shard_ranges = [range(s.start // sh, (s.stop - 1) // sh + 1)
-                        for s, sh in zip(sel, self.shard_shape, strict=True)]
-        for shard in itertools.product(*shard_ranges):
-            fname = os.path.join(root, path, "c", *map(str, shard))
-            try:
-                fd = os.open(fname, os.O_RDONLY)
-            except FileNotFoundError:
-                continue  # never written: the fill value, as Zarr reads it
-            try:
-                size = os.fstat(fd).st_size
-                index = np.frombuffer(self._check_crc32c(
-                    os.pread(fd, 16 * n + 4, size - 16 * n - 4)), dtype="<u8").reshape(*grid, 2)
-                lo = [max(s.start, k * sh) for s, k, sh in zip(sel, shard, self.shard_shape,
-                                                                strict=True)]
-                hi = [min(s.stop, (k + 1) * sh) for s, k, sh in zip(sel, shard, self.shard_shape,
-                                                                    strict=True)]
-                chunk_ranges = [range((a - k * sh) // i, (b - 1 - k * sh) // i + 1)
-                                for a, b, k, sh, i in zip(lo, hi, shard, self.shard_shape,
-                                                          self.inner, strict=True)]
-                for chunk in itertools.product(*chunk_ranges):
-                    offset, nbytes = (int(x) for x in index[chunk])
-                    if offset == 2**64 - 1:
-                        continue
-                    data: Any = os.pread(fd, nbytes, offset)
-                    for dec in self.decoders:
-                        data = dec(data)
-                    block = np.frombuffer(data, dtype=self.dtype).reshape(self.inner)
-                    origin = [k * sh + c * i for k, sh, c, i in zip(shard, self.shard_shape,
-                                                                     chunk, self.inner,
-                                                                     strict=True)]
-                    src, dst = [], []
-                    for s, o, i in zip(sel, origin, self.inner, strict=True):
-                        a, b = max(s.start, o), min(s.stop, o + i)
-                        src.append(slice(a - o, b - o))
-                        dst.append(slice(a - s.start, b - s.start))
-                    out[tuple(dst)] = block[tuple(src)]
-            finally:
-                os.close(fd)
-        return out
-
-    @staticmethod
-    def _crc32c(data) -> bytes:
-        import google_crc32c
-
-        data = bytes(data)
-        return data + int(google_crc32c.value(data)).to_bytes(4, "little")
-
-    def encode(self, data: np.ndarray) -> bytes:
-        """The shard file of ``data``, a whole shard in C order."""
-        grid = tuple(s // i for s, i in zip(self.shard_shape, self.inner, strict=True))
-        # (g0, i0, g1, i1, ...) -> (g0, g1, ..., i0, i1, ...): each inner chunk contiguous
-        blocks = np.asarray(data).reshape(
-            [n for pair in zip(grid, self.inner, strict=True) for n in pair])
-        nd = len(grid)
-        blocks = np.ascontiguousarray(blocks.transpose(list(range(0, 2 * nd, 2))
-                                                       + list(range(1, 2 * nd, 2))))
-        return self.encode_chunks(blocks.reshape(math.prod(grid), -1))
-
-    def encode_chunks(self, blocks: np.ndarray) -> bytes:
-        """The shard file of ``blocks``: row ``k`` is inner chunk ``k`` (C order over the
-        chunk grid), its points in C order."""
-        blocks = np.asarray(blocks, dtype=self.dtype)
-        parts, index, offset = [], np.empty((len(blocks), 2), dtype="<u8"), 0
-        for k in self.order:  # Zarr's (Morton) order, so the bytes are the ones Zarr writes
-            block = blocks[k]
-            chunk: Any = block
-            for codec in self.codecs:
-                chunk = codec(chunk)
-            chunk = bytes(chunk)
-            parts.append(chunk)
-            index[k] = (offset, len(chunk))
-            offset += len(chunk)
-        parts.append(self._crc32c(index.tobytes()))
-        return b"".join(parts)
-
-
-_ENCODERS: dict[bytes, _ShardEncoder | None] = {}
-
-
-def _shard_encoder(store: Store, path: str) -> _ShardEncoder | None:
-    """The fast encoder for the array at ``path`` (cached by its metadata), or ``None``."""
-    raw = store.read_blob(f"{path}/zarr.json")
-    if raw is None:
-        return None
-    if raw not in _ENCODERS:
-        try:
-            _ENCODERS[raw] = _ShardEncoder(json.loads(raw))
-        except (ValueError, KeyError, TypeError, ImportError):
-            _ENCODERS[raw] = None
-    return _ENCODERS[raw]
-
-
-#: Points per dask chunk when reading (a power-of-two part of a shard, whole inner chunks):
-#: small enough that a point query decodes and derives little, large enough that a 1e6-point
-#: slice is a few dozen tasks (see docs/performance.md).
-READ_CHUNK_POINTS = 2**17
-
-
-def _read_sides(layout: FamilyLayout) -> list[int]:
-    """Per axis, the side of a dask chunk on read: the shard's, halved along the longest
-    lattice axis (never below its inner chunk) until a chunk holds READ_CHUNK_POINTS."""
-    sides = [ax.shard for ax in layout.axes]
-    while math.prod(sides) > READ_CHUNK_POINTS:
-        cands = [i for i, ax in enumerate(layout.axes)
-                 if not ax.explicit and sides[i] > ax.inner and sides[i] % 2 == 0]
-        if not cands:
-            break
-        i = max(cands, key=lambda k: sides[k])
-        sides[i] //= 2
-    return sides
-
-
-def _derive_arrays(arrays: dict[str, da.Array], model, layout: FamilyLayout,
-                   window: Window) -> dict[str, da.Array]:
-    """Dask arrays of the outputs ``model.derive`` computes from the stored ones.
-
-    One task per chunk runs ``derive`` (every derived output at once) on the chunk's stored
-    values and coordinates; one cheap task per output picks its array out. Names are fixed
-    by the stored arrays' names, so nothing is tokenized (opening stays a few ms).
-    """
-    import operator
-
-    stored = tuple(layout.stored)
-    derived = [o for o in model.outputs if o not in stored]
-    dims = layout.dims
-    nd = len(dims)
-    fixed = model.defaults() | dict(layout.params)
-    axes = {d: np.asarray(window.coords[d], dtype=np.float64) for d in dims}
-    dtypes = [model.dtype_of(o, layout.dtype) for o in derived]
-
-    def block(*values):
-        params = {k: np.float64(v) for k, v in fixed.items() if k in model.param_names}
-        for i, (d, c) in enumerate(zip(dims, values[len(stored):], strict=True)):
-            shape = [1] * nd
-            shape[i] = -1
-            params[d] = c.reshape(shape)
-        st = {k: np.asarray(v, dtype=np.float64)
-              for k, v in zip(stored, values[:len(stored)], strict=True)}
-        with np.errstate(all="ignore"):
-            out = model.derive(st, **params)
-        return tuple(np.broadcast_to(out[o], st[stored[0]].shape).astype(dt, copy=False)
-                     for o, dt in zip(derived, dtypes, strict=True))
-
-    first = arrays[stored[0]]
-    base, index = first.name, tuple(range(nd))
-    # blockwise with fixed names: map_blocks would tokenize and inspect signatures (~10 ms)
-    args: list[Any] = []
-    for v in stored:
-        args += [arrays[v], index]
-    for i, d in enumerate(dims):
-        args += [da.from_array(axes[d], chunks=(first.chunks[i],), name=f"{base}-coord-{d}"),
-                 (i,)]
-    leaf = da.blockwise(block, index, *args, name=f"{base}-derive", dtype=np.float64,
-                        meta=np.empty((0,) * nd), concatenate=True)
-    return {o: da.blockwise(operator.getitem, index, leaf, index, k, None,
-                            name=f"{base}-derive-{o}", dtype=dt, meta=np.empty((0,) * nd, dt))
-            for k, (o, dt) in enumerate(zip(derived, dtypes, strict=True))}
-
-
-class _WindowReader:
-    """Array-like view of one stored output restricted to a request window (for dask)."""
-
-    def __init__(self, url: str, prefix: str, var: str, window: Window):
-        self.url = url
-        self.path = f"{prefix}/{var}"
-        self.starts = window.starts
-        self.slots = window.slots
-        self.shape = tuple(window.sizes)
-        self.ndim = len(self.shape)
-        self.dtype = get_model(window.layout.model).dtype_of(var, window.layout.dtype)
-        # Local stores are read by the shard decoder (a pread of the index and of each inner
-        # chunk needed) instead of Zarr's asyncio pipeline: ~10x less per read.
-        store = Store(url)
-        self.root = store.root
-        self.fast = _shard_encoder(store, self.path) if store.local else None
-        if self.fast is not None and (self.fast.dtype.newbyteorder("=") != self.dtype
-                                      or len(self.fast.shard_shape) != self.ndim
-                                      or not self.ndim):
-            self.fast = None
-        self.fill = -1 if self.dtype.kind == "i" else np.nan
-
-    def __getitem__(self, key):
-        if not isinstance(key, tuple):
-            key = (key,)
-        key = key + (slice(None),) * (self.ndim - len(key))
-        sel = []
-        for k, start, slots, n in zip(key, self.starts, self.slots, self.shape, strict=True):
-            k = slice(*k.indices(n)) if isinstance(k, slice) else slice(k, k + 1)
-            if slots is None:
-                sel.append(slice(start + k.start, start + k.stop))
-            else:
-                idx = np.asarray(slots)[k]
-                sel.append(slice(int(idx[0]), int(idx[0]) + 1) if len(idx) == 1 else idx)
-        if self.fast is not None and all(isinstance(s, slice) for s in sel):
-            return self.fast.read(self.root, self.path, tuple(sel), self.fill)
-        arr = _open_array(self.url, self.path)
-        if any(isinstance(s, np.ndarray) for s in sel):
-            return arr.oindex[tuple(sel)]
-        return arr[tuple(sel)]
-
-
-@functools.lru_cache(maxsize=256)
-def _open_array(url: str, path: str):
-    return zarr.open_array(Store(url).zstore, path=path, mode="r")
-
-
-# --- execution: the one planner ---------------------------------------------------------
-
-@dataclass
-class Plan:
-    """What a request needs: its family, window, and which shards are missing."""
-
-    spec: GridSpec
-    layout: FamilyLayout
-    window: Window
-    needed: list[tuple[int, ...]]
-    missing: list[tuple[int, ...]]
-
-    @property
-    def points(self) -> int:
-        return self.window.size
-
-    @property
-    def points_to_compute(self) -> int:
-        return len(self.missing) * self.layout.shard_points
-
-    @property
-    def points_stored(self) -> int:
-        """Requested points that are already in the store."""
-        if not self.missing:
-            return self.points
-        missing = set(self.missing)
-        stored = 0
-        for shard in self.needed:
-            if shard not in missing:
-                stored += _overlap(self.window, shard)
-        return stored
-
-    @property
-    def nbytes(self) -> int:
-        return self.spec.nbytes
-
-    def summary(self) -> dict[str, Any]:
-        return {"points": self.points, "bytes": self.nbytes, "shards": len(self.needed),
-                "shards_missing": len(self.missing), "points_stored": self.points_stored,
-                "points_to_compute": self.points_to_compute, "family": self.layout.key,
-                "shard_shape": list(self.layout.shard_shape)}
-
-
-def _shard_of(window: Window, index: tuple[int, ...]) -> tuple[int, ...]:
-    """The shard holding window index ``index``."""
-    out = []
-    for ax, start, slots, i in zip(window.layout.axes, window.starts, window.slots, index,
-                                   strict=True):
-        out.append(int(slots[i]) if ax.explicit else (start + i) // ax.shard)
-    return tuple(out)
-
-
-def _overlap(window: Window, shard: tuple[int, ...]) -> int:
-    n = 1
-    for ax, start, slots, size, i in zip(window.layout.axes, window.starts, window.slots,
-                                         window.sizes, shard, strict=True):
-        if ax.explicit:
-            n *= int(np.sum(np.asarray(slots) == i))
-        else:
-            lo, hi = max(start, i * ax.shard), min(start + size, (i + 1) * ax.shard)
-            n *= max(0, hi - lo)
-    return n
-
-
-def plan(spec: GridSpec, store: Store) -> Plan:
-    layout = FamilyLayout.from_spec(spec)
-    window = Window.from_spec(layout, spec)
-    fam = Family(store, layout)
-    needed = window.shards()
-    done = fam.committed()
-    missing = [s for s in needed if s not in done]
-    return Plan(spec, layout, window, needed, missing)
-
-
-def _shard_task(url: str, definition: dict, shard: tuple[int, ...],
-                slot_values: dict[str, dict[int, float]]) -> int:
-    fam = Family(Store(url), FamilyLayout.from_definition(definition))
-    try:
-        return fam.compute_shard(tuple(shard), slot_values)
-    finally:
-        fam.close()
-
-
-def _shards_task(url: str, definition: dict, shards: list[tuple[int, ...]],
-                 slot_values: dict[str, dict[int, float]]) -> int:
-    """Compute and commit several shards one after the other (each committed on its own)."""
-    fam = Family(Store(url), FamilyLayout.from_definition(definition))
-    try:
-        return sum(fam.compute_shard(tuple(shard), slot_values) for shard in shards)
-    finally:
-        fam.close()
-
-
-#: Most shards one dask task computes. A task costs the scheduler a few ms here, against
-#: ~20-40 ms of work per shard; batches keep that overhead small (see docs/performance.md).
-MAX_SHARDS_PER_TASK = 8
-#: Fewest tasks per worker thread, so that the last tasks still balance across threads.
-MIN_TASKS_PER_THREAD = 8
-
-
-def _batches(shards: list[tuple[int, ...]], threads: int) -> list[list[tuple[int, ...]]]:
-    per = max(1, min(MAX_SHARDS_PER_TASK, len(shards) // (threads * MIN_TASKS_PER_THREAD)))
-    return [shards[i:i + per] for i in range(0, len(shards), per)]
-
-
-def run_shards(store: Store, fam: Family, shards: list[tuple[int, ...]],
-               slot_values: dict[str, dict[int, float]], client=None,
-               progress: Callable[[int, int, int], None] | None = None) -> int:
-    """Compute and commit ``shards``; return points computed.
-
-    With no ``client``, on dask's threaded scheduler in this process (:func:`_run_local`);
-    otherwise as dask tasks on the client's cluster, a few shards per task.
-    """
-    if not shards:
-        return 0
-    if client is None:
-        return _run_local(fam, list(shards), slot_values, progress)
-    definition = fam.layout.definition()
-    from distributed import as_completed
-
-    try:
-        threads = max(1, sum(client.nthreads().values()))
-    except Exception:  # a client that cannot say: assume a small cluster
-        threads = 2
-    batches = _batches(list(shards), threads)
-    futures = client.map(_shards_task, [store.url] * len(batches),
-                         [definition] * len(batches), batches,
-                         [slot_values] * len(batches), pure=False)
-    sizes = {fut.key: len(batch) for fut, batch in zip(futures, batches, strict=True)}
-    done = points = 0
-    for fut in as_completed(futures, loop=client.loop):  # client may not be the default
-        points += fut.result()
-        done += sizes[fut.key]
-        if progress:
-            progress(done, len(shards), points)
-    return points
-
-
-def _run_local(fam: Family, shards: list[tuple[int, ...]],
-               slot_values: dict[str, dict[int, float]],
-               progress: Callable[[int, int, int], None] | None = None) -> int:
-    """Compute and commit ``shards`` on a thread per core of this process; return points.
-
-    The embedded default: dask's local scheduler, one task per shard, on a thread pool of
-    its own. The kernels, the codecs and file I/O release the GIL, so the threads use every
-    core; a task costs ~0.1 ms of scheduling against ~10 ms per shard, where a task on a
-    ``distributed`` LocalCluster cost 2-7 ms (docs/performance.md). Twice as many tasks as
-    threads are handed to the pool at a time, so a thread that finishes a shard starts the
-    next one at once instead of waiting for this thread to be scheduled and take the GIL
-    (which left each thread idle ~0.7 ms between shards, up to the 5 ms GIL switch
-    interval). ``progress`` is called
-    from this (the calling) thread after every committed shard. On an error or an interrupt
-    no new shard is started, the ones in flight finish (each still commits only after its
-    bytes), and the error is raised here.
-    """
-    import concurrent.futures
-
-    import dask.local
-    import dask.threaded
-    from dask.callbacks import Callback
-
-    from ..cluster import usable_cores
-
-    threads = max(1, min(usable_cores(), len(shards)))
-    keys = [("phasemap-shard", i) for i in range(len(shards))]
-    graph = {key: (functools.partial(fam.compute_shard, tuple(shard), slot_values),)
-             for key, shard in zip(keys, shards, strict=True)}
-    count = {"done": 0, "points": 0}
-
-    class _Progress(Callback):
-        def _posttask(self, key, result, dsk, state, worker_id):
-            count["done"] += 1
-            count["points"] += result
-            if progress:
-                progress(count["done"], len(shards), count["points"])
-
-    with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="phasemap-shard"
-                                               ) as pool:
-        try:
-            results = dask.local.get_async(pool.submit, 2 * threads, graph, keys,
-                                           get_id=threading.get_ident,
-                                           pack_exception=dask.threaded.pack_exception,
-                                           callbacks=[_Progress()._callback])
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        finally:
-            fam.close()
-    return int(sum(results))
-
-
-def compute(spec: GridSpec | dict | str | os.PathLike, store: Store | str | None = None,
-            client=None, progress: Callable[[int, int, int], None] | None = None) -> xr.Dataset:
-    """Serve a grid from the store, computing only the shards that are missing.
-
-    Parameters
-    ----------
-    spec : GridSpec, mapping, or path to a YAML/JSON spec
-    store : Store or URL, optional
-        Default ``$PHASEMAP_STORE`` or ``data/store``.
-    client : distributed.Client, optional
-        Where to compute (dask tasks of a few shards each); default dask's threaded scheduler in
-        this process (one task per shard).
-    progress : callable(done_shards, total_shards, points_computed), optional
-
-    Returns
-    -------
-    xarray.Dataset
-        Opened lazily from the store, with CF metadata and provenance attributes
-        (``spec``, ``model_version``, ``phasemap_version``, ``created``, ``points_computed``,
-        ``points_reused``, ``dataset_id``, ``store``).
-    """
-    spec = as_spec(spec)
-    store = store if isinstance(store, Store) else Store(store)
-    t0 = time.perf_counter()
-    p = plan(spec, store)
-    fam = store.family(p.layout, create=bool(p.missing))
-    computed = 0
-    if p.missing:
-        slots = p.window.explicit_values()
-        fam.register_slots(slots)
-        computed = run_shards(store, fam, p.missing, slots, client=client, progress=progress)
-    elif progress:
-        progress(len(p.needed), len(p.needed), 0)
-    stats = {"points": p.points, "points_computed": computed, "points_reused": p.points_stored,
-             "shards_computed": len(p.missing), "created": _utcnow(),
-             "seconds": round(time.perf_counter() - t0, 3),
-             "model_version": p.layout.model_version, "phasemap_version": __version__}
-    rid = spec_id(spec)
-    if p.missing or store.read_blob(f"requests/{rid}.json") is None:
-        store.record_request(spec, fam, stats, shards=p.needed)
-    ds = fam.open_window(p.window, spec)
-    ds.attrs.update({"spec": json.dumps(spec.to_dict()), "dataset_id": rid,
-                     "store": store.url, "family": fam.key, "created": stats["created"],
-                     "points_computed": computed, "points_reused": p.points_stored})
-    if spec.name:
-        ds.attrs["title"] = spec.name
-    return ds
-
-
-def as_spec(spec: GridSpec | dict | str | os.PathLike) -> GridSpec:
-    if isinstance(spec, GridSpec):
-        return spec
-    if isinstance(spec, dict):
-        return GridSpec.from_dict(spec)
-    return GridSpec.load(spec)
-
+            layout = self.family_by_key(key).layout
+        except StoreCorrupted:
+            layouts = [FamilyLayout.from_spec(GridSpec.from_dict(r["spec"]))
+                       for r in self.requests() if r["family"] == key]
+            layouts = [lay for lay in layouts if lay.key == key]
+            if not layouts:
+                return  # nothing defines it: no dataset needs it, gc removes it
+            layout = layouts[0]
+        Family(self, layout).write_metadata()

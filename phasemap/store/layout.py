@@ -10,11 +10,21 @@ Index rules (these are what a user relies on for reuse, see docs/store.md):
 
 * A linear (or log) axis with rational step ``num/den`` puts lattice index ``k`` at array index
   ``k + 2**31`` (``value = k num / den``, or ``10**`` that on a log axis).
-* An explicit-values axis puts each value in a *slot*: 31 bits of the SHA-256 of its float64
-  bytes; its chunk size is 1, so any set of values reuses whatever was computed before.
+* An explicit-values axis puts each value in a *slot* registered in the store
+  (``slots/<axis>/<n>`` holds the exact value of slot ``n``): the first free slot at or after
+  31 bits of the SHA-256 of its float64 bytes (linear probing), so two values never share a
+  slot, and every lookup compares the stored value with the requested one bit for bit. Its
+  chunk size is 1, so any set of values reuses whatever was computed before.
 * Shards (the unit of computing, writing and committing) have sides that depend only on how
   many lattice axes the family has: about 2**18 points each, powers of two, aligned to
   multiples of their side. Inner chunks (the unit of reading) hold about 2**13 points.
+  A spec's ``chunks:`` overrides both sides of an axis, within :data:`MAX_SHARD_POINTS` and
+  :data:`MAX_INNER_POINTS`.
+
+The two chunking rules live here, in one place: on write, shard and inner-chunk sides
+(:meth:`FamilyLayout.from_spec`, :data:`SHARD_LOG2`, :data:`INNER_LOG2`); on read, the side
+of a dask chunk (:func:`_read_sides`, :data:`READ_CHUNK_POINTS`), a power-of-two part of a
+shard made of whole inner chunks.
 """
 
 from __future__ import annotations
@@ -28,15 +38,25 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ParameterError
 from ..grid import GridSpec, Lattice, lattice_values
 from ..models import get_model
 
-FORMAT_VERSION = 1
+#: Version of the family layout, part of every family key. 2: explicit-axis slots are
+#: assigned by probing a registry keyed by the exact value (1 trusted a 31-bit hash alone,
+#: so two values could share a slot); families written by version 1 are never read.
+FORMAT_VERSION = 2
 LATTICE_LENGTH = 2**32
 LATTICE_OFFSET = 2**31
 SLOT_LENGTH = 2**31
 SHARD_LOG2 = 18
 INNER_LOG2 = 13
+#: Largest shard a spec's ``chunks:`` may ask for [points] (32 MiB of float64, computed and
+#: written whole by one task).
+MAX_SHARD_POINTS = 2**22
+#: Largest inner chunk [points]: every point read decodes a whole inner chunk (1 MiB of
+#: float64).
+MAX_INNER_POINTS = 2**17
 
 
 def _split_log2(total: int, n: int) -> list[int]:
@@ -48,7 +68,9 @@ def _split_log2(total: int, n: int) -> list[int]:
 
 
 def slot_of(value: float) -> int:
-    """Slot of an explicit axis value: 31 bits of SHA-256 of its float64 bytes."""
+    """First slot probed for an explicit axis value: 31 bits of SHA-256 of its float64
+    bytes. Distinct values can share it; the store's registry (``Family.slots_for``) then
+    gives the second value the next free slot."""
     digest = hashlib.sha256(struct.pack("<d", float(value) + 0.0)).digest()
     return int.from_bytes(digest[:4], "little") & (SLOT_LENGTH - 1)
 
@@ -129,6 +151,16 @@ class FamilyLayout:
                 if spec.chunks and name in spec.chunks:
                     shard = inner = int(spec.chunks[name])
             axes.append(AxisLayout(name, lat, shard, min(inner, shard)))
+        if spec.chunks:
+            shard_points = math.prod(a.shard for a in axes)
+            inner_points = math.prod(a.inner for a in axes)
+            if shard_points > MAX_SHARD_POINTS or inner_points > MAX_INNER_POINTS:
+                raise ParameterError(
+                    "chunks", dict(spec.chunks),
+                    f"shards of at most {MAX_SHARD_POINTS:,} points and inner chunks of at "
+                    f"most {MAX_INNER_POINTS:,} points",
+                    f"these chunks make shards of {shard_points:,} and inner chunks of "
+                    f"{inner_points:,} points")
         return cls(model=model.name, model_version=model.version,
                    params=tuple(sorted(params.items())), dtype=spec.dtype,
                    axes=tuple(axes), stored=model.stored)
@@ -177,6 +209,10 @@ class FamilyLayout:
         return math.prod(self.shard_shape)
 
 
+#: Slot of an explicit value not (yet) registered in the store.
+UNREGISTERED = -1
+
+
 @dataclass
 class Window:
     """A request's place in its family: per axis a start index or a list of slots."""
@@ -188,15 +224,24 @@ class Window:
     coords: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def from_spec(cls, layout: FamilyLayout, spec: GridSpec) -> Window:
-        starts, slots, sizes, coords = [], [], [], {}
+    def from_spec(cls, layout: FamilyLayout, spec: GridSpec,
+                  slots_of: dict[str, dict[float, int]] | None = None) -> Window:
+        """The window of ``spec``; ``slots_of`` maps each explicit axis's values to their
+        registered slots (from ``Family.slots_for``). A value with no slot gets
+        :data:`UNREGISTERED`: nothing is stored for it."""
+        starts: list[int | None] = []
+        slots: list[np.ndarray | None] = []
+        sizes: list[int] = []
+        coords: dict[str, np.ndarray] = {}
         for ax in layout.axes:
             values = spec.axis_values(ax.name)
             coords[ax.name] = values
             sizes.append(len(values))
             if ax.explicit:
+                table = (slots_of or {}).get(ax.name, {})
                 starts.append(None)
-                slots.append(np.array([slot_of(v) for v in values], dtype=np.int64))
+                slots.append(np.array([table.get(float(v) + 0.0, UNREGISTERED)
+                                       for v in values], dtype=np.int64))
             else:
                 starts.append(spec.lattice(ax.name).k0 + LATTICE_OFFSET)
                 slots.append(None)
@@ -211,7 +256,7 @@ class Window:
         out = []
         for ax, start, slots, n in zip(self.layout.axes, self.starts, self.slots, self.sizes,
                                        strict=True):
-            if ax.explicit:
+            if ax.explicit or start is None:
                 out.append(np.asarray(slots))
             else:
                 out.append(np.arange(start // ax.shard, (start + n - 1) // ax.shard + 1))
@@ -228,9 +273,47 @@ class Window:
     def n_shards(self) -> int:
         return math.prod(len(r) for r in self.shard_ranges())
 
+    @property
+    def registered(self) -> bool:
+        """Whether every explicit value of the window has a slot."""
+        return all(s is None or not (np.asarray(s) == UNREGISTERED).any() for s in self.slots)
+
     def explicit_values(self) -> dict[str, dict[int, float]]:
         """Slot -> value for each explicit axis (what the store must register)."""
-        return {ax.name: {int(s): float(v) for s, v in zip(slots, self.coords[ax.name],
-                                                           strict=True)}
+        return {ax.name: {int(s): float(v) for s, v in zip(np.asarray(slots),
+                                                           self.coords[ax.name], strict=True)}
                 for ax, slots in zip(self.layout.axes, self.slots, strict=True)
                 if ax.explicit}
+
+
+# --- the dataset id ------------------------------------------------------------------------
+
+def spec_id(spec: GridSpec) -> str:
+    """Dataset id of a request: a hash of its canonical spec."""
+    d = spec.to_dict()
+    # Axis order is part of the request (it is the dimension order); parameter order is not.
+    d["axes"] = [[name, ax] for name, ax in d["axes"].items()]
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# --- chunking on read ----------------------------------------------------------------------
+
+#: Points per dask chunk when reading (a power-of-two part of a shard, whole inner chunks):
+#: small enough that a point query decodes and derives little, large enough that a 1e6-point
+#: slice is a few dozen tasks (see docs/performance.md).
+READ_CHUNK_POINTS = 2**17
+
+
+def _read_sides(layout: FamilyLayout) -> list[int]:
+    """Per axis, the side of a dask chunk on read: the shard's, halved along the longest
+    lattice axis (never below its inner chunk) until a chunk holds READ_CHUNK_POINTS."""
+    sides = [ax.shard for ax in layout.axes]
+    while math.prod(sides) > READ_CHUNK_POINTS:
+        cands = [i for i, ax in enumerate(layout.axes)
+                 if not ax.explicit and sides[i] > ax.inner and sides[i] % 2 == 0]
+        if not cands:
+            break
+        i = max(cands, key=lambda k: sides[k])
+        sides[i] //= 2
+    return sides
