@@ -34,6 +34,7 @@ LABEL_COLORS: dict[str, str] = {
 
 #: label name -> the words a legend shows, with the paper's abbreviation where it has one.
 LABEL_TEXT: dict[str, str] = {
+    "undefined": "undefined (input or output not finite)",
     "equilibrium": "equilibrium",
     "reversible": "reversible",
     "anomalous_thermodiffusion": "anomalous thermodiffusion (AT)",
