@@ -11,7 +11,7 @@ from conftest import FLOAT_OUTPUTS, PARAMS, ComputeForbidden, no_dask_compute
 import phasemap
 from phasemap.evaluation import LAZY_POINTS, is_lazy
 from phasemap.models import get_model
-from phasemap.physics.single_level import single_level
+from phasemap.models import single_level_closed_form as single_level
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 import phasemap
 from phasemap.models import get_model
+from phasemap.models import single_level_closed_form as single_level
 from phasemap.physics import pauli
-from phasemap.physics.single_level import single_level
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 

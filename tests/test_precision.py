@@ -28,7 +28,7 @@ from conftest import (
 )
 
 import phasemap
-from phasemap.physics.single_level import single_level
+from phasemap.models import single_level_closed_form as single_level
 from phasemap.regimes import labels_of
 
 RTOL = 1e-12

@@ -519,7 +519,7 @@ def test_shard_points_outside_the_domain_are_stored_as_nan(tmp_path):
     """A shard reaches past its window; where its lattice values leave the model's domain
     (here T_R = T - dT/2 <= 0 below the window's lowest T) the stored J_L is NaN, and
     every other point holds the kernel's value."""
-    from phasemap.physics.single_level import single_level
+    from phasemap.models import single_level_closed_form as single_level
 
     spec = GridSpec.from_dict({"model": "single_level", "params": {"dT": 0.8, "dV": 1.0},
                                "axes": {"eps": {"start": -2.0, "stop": 2.0, "num": 5},
