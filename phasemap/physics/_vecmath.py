@@ -21,6 +21,8 @@ scaled in two exact steps and rounded once (gradual underflow), with selects, no
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import cast
 
 import numba
 from llvmlite import ir
@@ -31,7 +33,7 @@ from .. import _jit  # noqa: F401  (first: the keyed numba cache, see _jit)
 
 
 @intrinsic
-def fma(typingctx, a, b, c):
+def _fma(typingctx, a, b, c):
     """``a * b + c`` with one rounding (``llvm.fma.f64``)."""
     sig = types.float64(types.float64, types.float64, types.float64)
 
@@ -42,7 +44,7 @@ def fma(typingctx, a, b, c):
 
 
 @intrinsic
-def _as_bits(typingctx, x):
+def _as_bits_intrinsic(typingctx, x):
     sig = types.int64(types.float64)
 
     def codegen(context, builder, signature, args):
@@ -52,13 +54,20 @@ def _as_bits(typingctx, x):
 
 
 @intrinsic
-def _from_bits(typingctx, n):
+def _from_bits_intrinsic(typingctx, n):
     sig = types.float64(types.int64)
 
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.DoubleType())
 
     return sig, codegen
+
+
+# The intrinsics as jitted code calls them (numba supplies the typing context): typed for
+# the checker as the plain functions they are, the same objects at run time.
+fma = cast("Callable[[float, float, float], float]", _fma)
+_as_bits = cast("Callable[[float], int]", _as_bits_intrinsic)
+_from_bits = cast("Callable[[int], float]", _from_bits_intrinsic)
 
 
 LOG2E = 1.4426950408889634

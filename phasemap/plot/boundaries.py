@@ -135,7 +135,8 @@ def _edge(model: Model, along: str, a: float, b: float, fixed: Mapping[str, floa
         if vb == 0.0:
             return b, True
         if va * vb < 0.0:
-            root = threshold(along, model.name, bracket=(a, b), quantity=q, xtol=xtol, **fixed)
+            params: dict[str, Any] = dict(fixed)
+            root = threshold(along, model.name, bracket=(a, b), quantity=q, xtol=xtol, **params)
             return float(root), True
     if along in ("dT", "dV") and a <= 0.0 <= b:
         return 0.0, True  # the force itself changes sign (forward frame flips)
@@ -334,8 +335,9 @@ def threshold_lines(obj: xr.Dataset, x: str, y: str, quantity: str = "J_L", *,
         for br in brackets:
             groups.setdefault(br, []).append(i)
     for (a, b), rows in groups.items():
+        params: dict[str, Any] = {**fixed, other: ovals[rows]}
         found = threshold(along, m.name, bracket=(float(samples[a]), float(samples[b])),
-                          quantity=quantity, xtol=xtol, **fixed, **{other: ovals[rows]})
+                          quantity=quantity, xtol=xtol, **params)
         for i, r in zip(rows, np.atleast_1d(found.values), strict=True):
             if np.isfinite(r):
                 roots[i].append(float(r))

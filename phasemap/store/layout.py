@@ -163,7 +163,7 @@ class FamilyLayout:
                     f"{inner_points:,} points")
         return cls(model=model.name, model_version=model.version,
                    params=tuple(sorted(params.items())), dtype=spec.dtype,
-                   axes=tuple(axes), stored=model.stored)
+                   axes=tuple(axes), stored=tuple(model.stored or ()))
 
     def definition(self) -> dict[str, Any]:
         return {

@@ -100,7 +100,7 @@ class _WindowReader:
         if not isinstance(key, tuple):
             key = (key,)
         key = key + (slice(None),) * (self.ndim - len(key))
-        sel = []
+        sel: list[Any] = []
         for k, start, slots, n in zip(key, self.starts, self.slots, self.shape, strict=True):
             k = slice(*k.indices(n)) if isinstance(k, slice) else slice(k, k + 1)
             if slots is None:
