@@ -97,11 +97,13 @@ def thresholds_vs(model: str, name: str, values: Sequence[float], *,
     params: dict[str, Any] = {**FIG5, **fixed, name: v}
     for other, factor in (scale or {}).items():
         params[other] = v * factor
-    dT = _first_root(threshold("dT", model=model, bracket=(1e-9, 2 * FIG5["T"] - 1e-6),
-                               **params, **DT_TH_AT))
-    dV = _first_root(threshold("dV", model=model, bracket=(1e-9, 60.0), **params, **DV_TH_AT))
-    return xr.Dataset({"dT_th": dT.drop_vars("root", errors="ignore"),
-                       "dV_th": dV.drop_vars("root", errors="ignore")})
+    dT = threshold("dT", model=model, bracket=(1e-9, 2 * FIG5["T"] - 1e-6), roots="all",
+                   **params, **DT_TH_AT)
+    dV = threshold("dV", model=model, bracket=(1e-9, 60.0), roots="all", **params,
+                   **DV_TH_AT)
+    dT, dV = (a.drop_vars("status", errors="ignore") for a in (dT, dV))
+    return xr.Dataset({"dT_th": _first_root(dT), "dV_th": _first_root(dV),
+                       "dT_th_roots": dT.count("root"), "dV_th_roots": dV.count("root")})
 
 
 def findings(data: Mapping[str, xr.Dataset]) -> dict[str, Any]:
