@@ -198,6 +198,10 @@ class Model:
     #: every caller (evaluate, the store) gets them, and they are never stored.
     post: Callable[[dict, dict], dict] | None = None
     post_outputs: tuple[str, ...] = ()
+    #: A store shard holds about ``2**shard_log2`` points (at most 2**18): the unit one task
+    #: computes, and what a request smaller than a shard pads to. Costly models (~10-100 us
+    #: a point) take smaller shards so that a small map stays cheap.
+    shard_log2: int = 18
     #: Where the model's approximation holds; ``None``: everywhere in its parameter ranges.
     validity: Validity | None = None
     extra: Mapping[str, object] = field(default_factory=dict)
@@ -744,6 +748,7 @@ pauli = register(Model(
     constraints=(POSITIVE_LEAD_TEMPERATURES,),
     references=PAPER,
     validity=SEQUENTIAL_TUNNELLING,
+    shard_log2=14,
 ))
 
 
@@ -792,6 +797,7 @@ resonant_level = register(Model(
     stored=RESONANT_LEVEL_OUTPUTS,
     extra={"validity": "exact at any coupling gamma/T (non-interacting level, Landauer)"},
     references=PAPER + "; Landauer formula with a Lorentzian transmission",
+    shard_log2=12,
 ))
 
 
@@ -843,6 +849,7 @@ anderson = register(Model(
     stored=ANDERSON_OUTPUTS,
     constraints=(POSITIVE_LEAD_TEMPERATURES,),
     validity=SEQUENTIAL_TUNNELLING,
+    shard_log2=12,
 ))
 
 
@@ -906,4 +913,5 @@ coulomb_coupled_dots = register(Model(
     stored=CCDD_OUTPUTS,
     constraints=(POSITIVE_LEAD_TEMPERATURES,),
     validity=SEQUENTIAL_TUNNELLING,
+    shard_log2=12,
 ))

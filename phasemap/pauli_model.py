@@ -146,6 +146,6 @@ def pauli_model(name: str, *, version: str, description: str, charges: Sequence[
     return Model(name=name, version=version, description=description,
                  parameters=tuple(parameters), kernel=kernel,
                  outputs=(*CORE_OUTPUTS, *extra, "regime", "machine"),
-                 constraints=tuple(constraints), references=references,
+                 constraints=tuple(constraints), references=references, shard_log2=12,
                  validity=validity if validity is None or set(validity.params) <= set(names)
                  else None)

@@ -16,8 +16,10 @@ Index rules (these are what a user relies on for reuse, see docs/store.md):
   slot, and every lookup compares the stored value with the requested one bit for bit. Its
   chunk size is 1, so any set of values reuses whatever was computed before.
 * Shards (the unit of computing, writing and committing) have sides that depend only on how
-  many lattice axes the family has: about 2**18 points each, powers of two, aligned to
-  multiples of their side. Inner chunks (the unit of reading) hold about 2**13 points.
+  many lattice axes the family has and on the model's cost (``Model.shard_log2``): about
+  2**18 points each for a closed form (fewer for costly models: 2**12 for a Pauli model of
+  several states, whose points cost ~50 us), powers of two, aligned to multiples of their
+  side. Inner chunks (the unit of reading) hold about 2**13 points.
   A spec's ``chunks:`` overrides both sides of an axis, within :data:`MAX_SHARD_POINTS` and
   :data:`MAX_INNER_POINTS`.
 
@@ -140,8 +142,12 @@ class FamilyLayout:
             params.pop(name, None)
         lattices = [spec.lattice(name) for name in spec.axes]
         n_lat = sum(lat.kind != "explicit" for lat in lattices)
-        shard_exp = iter(_split_log2(SHARD_LOG2, n_lat))
-        inner_exp = iter(_split_log2(INNER_LOG2, n_lat))
+        # a shard is what one task computes: about model.shard_log2 powers of two of points
+        # (2**18 for a closed form, fewer for costly models, so that the whole shards a
+        # small request pads to stay cheap)
+        shard_log2 = min(SHARD_LOG2, model.shard_log2)
+        shard_exp = iter(_split_log2(shard_log2, n_lat))
+        inner_exp = iter(_split_log2(min(INNER_LOG2, shard_log2), n_lat))
         axes = []
         for name, lat in zip(spec.axes, lattices, strict=True):
             if lat.kind == "explicit":
