@@ -143,6 +143,9 @@ def read_plane(ds: xr.Dataset, model: Model, x: str, y: str, fixed: dict[str, fl
     for v in model.labels:
         if v in arrays:
             invalid |= arrays[v] < 0
+    for v in model.labels:  # a label read from a masked point means nothing: code -1
+        if v in arrays and invalid.any():
+            arrays[v] = np.where(invalid, np.int8(-1), arrays[v]).astype(arrays[v].dtype)
     nbytes = sum(a.nbytes for a in arrays.values()) + invalid.nbytes
     return Plane(xs, ys, arrays, invalid, nbytes)
 
