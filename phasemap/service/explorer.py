@@ -104,6 +104,8 @@ class PlaneCache:
 
 
 PLANES = PlaneCache()
+#: One threshold tracing at a time in the process (root finding is CPU-bound).
+_TRACE_LOCK = threading.Lock()
 
 
 def model_of(ds: xr.Dataset) -> Model:
@@ -315,7 +317,8 @@ class Explorer:
         self.lens.param.watch(lambda e: self._on_style(), "value")
         self.shown.param.watch(lambda e: self._on_style(), "value")
         self.thresholds.param.watch(lambda e: self._on_style(), "value")
-        self.along.param.watch(lambda e: self._guard(self.draw_lines), "value")
+        self.along.param.watch(lambda e: None if self._quiet else self._guard(self.draw_lines),
+                               "value")
         self.form_model.param.watch(lambda e: self._build_form(), "value")
         self.form_submit.on_click(lambda event: self.submit())
         self.load_list(select=_session_arg("dataset"))
@@ -335,7 +338,9 @@ class Explorer:
         )
         from bokeh.plotting import figure
 
-        self.source = ColumnDataSource(data={"image": [], "x": [], "y": [], "dw": [],
+        # "masked" is in every view: the image reads it whenever the shown column may be
+        # missing (before the first view, while the data of another model arrives)
+        self.source = ColumnDataSource(data={"masked": [], "x": [], "y": [], "dw": [],
                                              "dh": [], "xs": [], "ys": []})
         self.mapper = LinearColorMapper(palette=list(DIVERGING), low=-1, high=1,
                                         nan_color=logic.MASK_COLOR)
@@ -344,7 +349,7 @@ class Explorer:
                      tools="pan,wheel_zoom,box_zoom,reset,save", active_scroll="wheel_zoom",
                      toolbar_location="above", title="", tags=[0])
         fig.grid.visible = False
-        self.image = fig.image(image="image", x="x", y="y", dw="dw", dh="dh",
+        self.image = fig.image(image="masked", x="x", y="y", dw="dw", dh="dh",
                                source=self.source, color_mapper=self.mapper)
         self.mask_mapper = LinearColorMapper(palette=["rgba(0,0,0,0)", logic.MASK_COLOR],
                                              low=0, high=1)
@@ -474,6 +479,7 @@ class Explorer:
             self._quiet = False
         self.state.param.update(dataset=rid, x=x, y=y, along=x, tapped=None, window=None,
                                 lens=self.lens.value or None, shown=self.shown.value)
+        self.draw_lines()
         self._build_hover(labels, quantities)
         self.build_sliders()
         self.request_draw(reset_range=True)
@@ -517,9 +523,9 @@ class Explorer:
     def _build_hover(self, labels: list[str], quantities: list[str]) -> None:
         from bokeh.models import CustomJSHover
 
-        rows = [(self._label(self.state.x, html=True) if self.state.x else "x", "@{xs}{custom}"),
-                (self._label(self.state.y, html=True) if self.state.y else "y", "@{ys}{custom}")]
-        formatters = {"@{xs}": self.formatters["xs"], "@{ys}": self.formatters["ys"]}
+        rows = [(self._label(self.state.x, html=True) if self.state.x else "x", "$x{custom}"),
+                (self._label(self.state.y, html=True) if self.state.y else "y", "$y{custom}")]
+        formatters = {"$x": self.formatters["xs"], "$y": self.formatters["ys"]}
         for v in labels:
             names = [logic.legend_text(f) for f in self.model.output(v).flags]
             key = f"label-{v}"
@@ -553,6 +559,7 @@ class Explorer:
         finally:
             self._quiet = False
         self.state.param.update(x=x, y=y, tapped=None, window=None)
+        self.draw_lines()
         if self.ds is not None and self.model is not None:
             self._build_hover([v for v in self.model.labels if v in self.ds],
                               [v for v in self.model.quantities if v in self.ds])
@@ -638,8 +645,7 @@ class Explorer:
         is_label = model.output(shown).is_label
         if is_label:
             flags = model.output(shown).flags
-            codes = plane.arrays[shown]
-            present, _ = logic.present_codes(codes, len(flags))
+            present, _ = logic.present_codes(view.data[shown][0], len(flags))
             from ..plot.colors import LABEL_COLORS
 
             palette = [LABEL_COLORS.get(f, "#777777") for f in flags]
@@ -663,16 +669,14 @@ class Explorer:
                     self.fig.xaxis.axis_label = self._label(st.x)
                     self.fig.yaxis.axis_label = self._label(st.y)
             if send:
+                self.image.glyph.image = "masked"
                 self.source.data = view.data
             self.image.glyph.image = shown
             self.mapper.update(palette=palette, low=low, high=high,
                                low_color=logic.MASK_COLOR if is_label else None)
             self.colorbar.visible = not is_label
             self.colorbar.title = "" if is_label else self._label(shown)
-            for i, src in enumerate(self.threshold_sources):
-                lines = curves[i][1] if i < len(curves) else []
-                src.data = {"xs": [seg[:, 0] for seg in lines],
-                            "ys": [seg[:, 1] for seg in lines]}
+            self._set_curves(curves)
             if tapped is None:
                 self.tap_source.data = {"x": [], "y": []}
             self.fig.title.text = title
@@ -688,29 +692,66 @@ class Explorer:
             self.draw_lines()
 
     def _clear_map(self) -> None:
-        self.source.data = {k: [] for k in self.source.data}
+        self.image.glyph.image = "masked"
+        self.source.data = {"masked": [], "x": [], "y": [], "dw": [], "dh": [], "xs": [],
+                            "ys": []}
         self.fig.title.text = ""
         self.image.glyph.global_alpha = 1.0
 
+    def _threshold_names(self, plane: Plane) -> list[str]:
+        model = self.model
+        return [q for q in model.quantities if model.output(q).signed
+                and q in plane.arrays][:len(DASHES) - 1]
+
     def _thresholds(self, plane: Plane, key: tuple) -> list[tuple[str, list[np.ndarray]]]:
-        """Sign-change curves of the model's first signed quantities (cached per plane)."""
+        """Sign-change curves of the model's first signed quantities known for ``plane``
+        (cached on it). Missing ones are traced in the background and drawn when ready, so
+        the map never waits for root finding."""
+        names = self._threshold_names(plane)
+        missing = [q for q in names if q not in plane.thresholds]
+        if missing:
+            ds, x, y, fixed = self.ds, self.state.x, self.state.y, dict(self.state.fixed)
+            threading.Thread(target=self._trace, args=(plane, ds, x, y, fixed, missing),
+                             daemon=True, name="phasemap-thresholds").start()
+        return [(q, plane.thresholds[q]) for q in names if q in plane.thresholds]
+
+    def _trace(self, plane, ds, x, y, fixed, names) -> None:
         from ..plot.boundaries import threshold_lines
 
-        st, model = self.state, self.model
-        names = [q for q in model.quantities if model.output(q).signed
-                 and q in plane.arrays][:len(DASHES) - 1]
-        out = []
-        for q in names:
-            if q not in plane.thresholds:
+        with _TRACE_LOCK:
+            for q in names:
+                if q in plane.thresholds:
+                    continue
                 try:
                     plane.thresholds[q] = threshold_lines(
-                        self.ds, st.x, st.y, q, along=st.y, num=min(201, plane.xs.size),
-                        **st.fixed)
+                        ds, x, y, q, along=y, num=min(201, plane.xs.size), **fixed)
                 except Exception:  # a curve that cannot be traced is left out, not fatal
                     traceback.print_exc()
                     plane.thresholds[q] = []
-            out.append((q, plane.thresholds[q]))
-        return out
+        if self.plane is not plane or not self.state.thresholds:
+            return
+        curves = [(q, plane.thresholds[q]) for q in self._threshold_names(plane)
+                  if q in plane.thresholds]
+
+        def apply() -> None:
+            self._set_curves(curves)
+
+        self._apply(apply)
+        st = self.state
+        shown = st.lens if st.shown == "labels" else st.shown
+        if shown in plane.arrays:
+            out = self.model.output(shown)
+            view = self.view
+            present = logic.present_codes(view.data[shown][0], len(out.flags))[0] \
+                if out.is_label and view is not None else []
+            self.legend.object = self._legend_html(shown, out.is_label, out.flags, present,
+                                                   plane, curves)
+
+    def _set_curves(self, curves) -> None:
+        for i, src in enumerate(self.threshold_sources):
+            lines = curves[i][1] if i < len(curves) else []
+            src.data = {"xs": [seg[:, 0] for seg in lines],
+                        "ys": [seg[:, 1] for seg in lines]}
 
     def _title(self, shown: str) -> str:
         parts = [f"{self._label(d).split(' [')[0]} = {v:g}" for d, v in self.state.fixed.items()]
@@ -762,8 +803,8 @@ class Explorer:
         """Every dimension's value at the clicked point (None before any click on a map)."""
         st, ds = self.state, self.ds
         point = dict(st.fixed)
-        if st.x and st.y:
-            if st.tapped is None:
+        if len(logic.multi_dims(dict(ds.sizes))) >= 2:
+            if st.tapped is None or not st.x or not st.y:
                 return None
             point.update(st.tapped)
         for d in ds.dims:
@@ -780,6 +821,7 @@ class Explorer:
             return
         point = self._point()
         if point is None:
+            self._apply(self._hide_lines)
             self.point_info.object = ("Click a point of the map to draw the lines along "
                                       f"{along} through it.")
             return
@@ -834,6 +876,11 @@ class Explorer:
             flags = model.output(v).flags
             parts.append(f"{v}: {logic.legend_text(flags[c]) if 0 <= c < len(flags) else '-'}")
         self.point_info.object = "<b>Point</b> " + ", ".join(parts)
+
+    def _hide_lines(self) -> None:
+        self.line_fig.visible = False
+        self.crosshair.visible = False
+        self.tap_source.data = {"x": [], "y": []}
 
     # --- exports ----------------------------------------------------------------------------
     def _export_widgets(self):
