@@ -259,16 +259,16 @@ class Explorer:
         self._records: dict[str, dict] = {}
 
         w = pn.widgets
-        self.dataset = w.Select(name="Dataset", options={}, width=300)
+        self.dataset = w.Select(name="Dataset", options={}, width=300, css_classes=["pm-dataset"])
         self.refresh = w.Button(name="Refresh list", width=120)
         self.x = w.Select(name="Map x axis", options=[], width=145)
         self.y = w.Select(name="Map y axis", options=[], width=145)
         self.lens = w.RadioButtonGroup(name="Lens", options=[], button_type="default",
-                                       width=300)
+                                       width=300, css_classes=["pm-lens"])
         self.shown = w.Select(name="Shown variable", options=["labels"], value="labels",
-                              width=145)
+                              width=145, css_classes=["pm-shown"])
         self.thresholds = w.Checkbox(name="threshold curves", value=True, width=145)
-        self.along = w.Select(name="Line plot along", options=[], width=300)
+        self.along = w.Select(name="Line plot along", options=[], width=300, css_classes=["pm-along"])
         self.sliders_box = pn.Column(sizing_mode="stretch_width")
         self.sliders: dict[str, Any] = {}
         self.message = pn.pane.Alert("", alert_type="light", visible=False, width=300)

@@ -27,7 +27,7 @@ from ..models import Model
 ABBREVIATE_ABOVE = 16
 
 #: Colour of points outside the model's domain (stored as NaN / label code -1).
-MASK_COLOR = "#9a9a9a"
+MASK_COLOR = "#5b5b5b"
 
 
 # --- names, symbols, units -------------------------------------------------------------------
@@ -348,8 +348,9 @@ def domain_mask(model: Model, params: Mapping[str, np.ndarray]) -> np.ndarray:
 def domain_text(model: Model) -> str:
     """What the model's domain requires, for the legend of the masked region."""
     parts = [con.allowed for con in model.constraints]
-    parts += [f"{p.name}: {p.allowed()}" for p in model.parameters
-              if not (math.isinf(p.lower) and math.isinf(p.upper))]
+    if not parts:
+        parts = [f"{p.name}: {p.allowed()}" for p in model.parameters
+                 if not (math.isinf(p.lower) and math.isinf(p.upper))]
     return "; ".join(parts)
 
 
