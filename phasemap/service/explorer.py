@@ -268,7 +268,8 @@ class Explorer:
         self.shown = w.Select(name="Shown variable", options=["labels"], value="labels",
                               width=145, css_classes=["pm-shown"])
         self.thresholds = w.Checkbox(name="threshold curves", value=True, width=145)
-        self.along = w.Select(name="Line plot along", options=[], width=300, css_classes=["pm-along"])
+        self.along = w.Select(name="Line plot along", options=[], width=300,
+                              css_classes=["pm-along"])
         self.sliders_box = pn.Column(sizing_mode="stretch_width")
         self.sliders: dict[str, Any] = {}
         self.message = pn.pane.Alert("", alert_type="light", visible=False, width=300)
