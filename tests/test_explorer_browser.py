@@ -222,3 +222,34 @@ def test_the_invalid_region_of_a_t_dt_plane_is_masked(page, server_and_grids, tm
     assert rows["regime"] != "outside the model's domain"
     page.screenshot(path=str(tmp_path / "explorer-masked.png"), full_page=True)
 
+
+
+def test_latency_benchmark_quick_mode_prints_every_interaction(tmp_path):
+    """``benchmarks/explorer_latency.py --quick`` runs and reports each interaction beside
+    its target (no wall-clock assert: the machine is shared; the figures are in the JSON)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium")
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "latency.json"
+    env = {k: v for k, v in os.environ.items() if k != "PHASEMAP_STORE"}
+    result = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "explorer_latency.py"), "--quick",
+         "--repeat", "3", "--json", str(out)],
+        capture_output=True, text=True, timeout=1500, env=env, cwd=root)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    names = [row["interaction"] for row in figures["rows"]]
+    assert names == ["cold page load", "warm page load", "slider step (4-D dataset)",
+                     "shown variable change", "lens change", "pan/zoom (1e6-point map)",
+                     "click to line plot", "dataset switch"]
+    for row in figures["rows"]:
+        assert row["n"] >= 1 and row["median_ms"] > 0 and row["p95_ms"] >= row["median_ms"]
+        line = next(ln for ln in result.stdout.splitlines()
+                    if ln.startswith(f"| {row['interaction']} |"))
+        assert f"| {row['target_ms']:.0f} |" in line  # the target beside the figure
+    assert "load average before" in result.stdout
