@@ -255,7 +255,7 @@ class Explorer:
         self._wanted = 0
         self._drawn = 0
         self._doc = pn.state.curdoc
-        self._loop = threading.get_ident()
+        self._built = False
         self._records: dict[str, dict] = {}
 
         w = pn.widgets
@@ -323,6 +323,7 @@ class Explorer:
         self.form_model.param.watch(lambda e: self._build_form(), "value")
         self.form_submit.on_click(lambda event: self.submit())
         self.load_list(select=_session_arg("dataset"))
+        self._built = True
 
     # --- the Bokeh document (built once) ------------------------------------------------------
     def _build_figures(self) -> None:
@@ -401,8 +402,9 @@ class Explorer:
         self.line_fig = lf
 
     def _apply(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` (which changes Bokeh models) on the session's event loop."""
-        if threading.get_ident() == self._loop or self._doc is None:
+        """Run ``fn`` (which changes Bokeh models) on the session's event loop: directly
+        while the page is being built or when called on the loop, else on its next tick."""
+        if not self._built or self._doc is None or _on_event_loop():
             fn()
         else:
             self._doc.add_next_tick_callback(fn)
@@ -992,6 +994,17 @@ class Explorer:
             if job.status == "done":
                 self.form_progress.value = 100
                 self.load_list(select=job.id)
+
+
+def _on_event_loop() -> bool:
+    """Whether this thread runs the (Bokeh server's) asyncio event loop."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _model_names() -> list[str]:
