@@ -122,9 +122,9 @@ def read_plane(ds: xr.Dataset, model: Model, x: str, y: str, fixed: dict[str, fl
     for d, value in fixed.items():
         coord = np.asarray(ds[d].values, dtype=np.float64)
         index[d] = int(np.argmin(np.abs(coord - value)))
-    for d in ds.dims:
-        if d not in (x, y) and d not in index:
-            index[str(d)] = 0
+    for dim in ds.dims:
+        if str(dim) not in (x, y) and str(dim) not in index:
+            index[str(dim)] = 0
     n = ds.sizes[x] * ds.sizes[y]
     if n > MAX_PLANE_POINTS:
         raise ParameterError("plane", f"{n:,} points", f"at most {MAX_PLANE_POINTS:,} points "
@@ -183,7 +183,7 @@ def mount_explorer(app, config: ServiceConfig, store: Store, jobs: JobManager,
     import panel as pn
     from panel.io.fastapi import add_applications
 
-    pn.config.nthreads = max(pn.config.nthreads or 0, 2)  # callbacks off the event loop
+    pn.config.nthreads = max(pn.config.nthreads or 0, 2)  # type: ignore[misc]  # off the loop
 
     def page():  # a plain function: Panel calls it once per browser session
         return explorer_page(config, store, jobs, datasets)
@@ -249,7 +249,7 @@ class Explorer:
         self.plane: Plane | None = None
         self.view: View | None = None
         self.job: Job | None = None
-        self._poll = None
+        self._poll: Any = None
         self._quiet = False
         self._lock = threading.Lock()
         self._wanted = 0
@@ -328,16 +328,9 @@ class Explorer:
     # --- the Bokeh document (built once) ------------------------------------------------------
     def _build_figures(self) -> None:
         from bokeh.events import RangesUpdate, Tap
-        from bokeh.models import (
-            ColorBar,
-            ColumnDataSource,
-            CustomJSHover,
-            HoverTool,
-            Legend,
-            LinearColorMapper,
-            Range1d,
-            Span,
-        )
+        from bokeh.models import ColumnDataSource, CustomJSHover, HoverTool, LinearColorMapper
+        from bokeh.models.annotations import ColorBar, Legend, Span
+        from bokeh.models.ranges import Range1d
         from bokeh.plotting import figure
 
         # "masked" is in every view: the image reads it whenever the shown column may be
@@ -347,17 +340,18 @@ class Explorer:
         self.mapper = LinearColorMapper(palette=list(DIVERGING), low=-1, high=1,
                                         nan_color=logic.MASK_COLOR)
         fig = figure(name="phasemap-map", frame_width=FRAME_WIDTH, frame_height=FRAME_HEIGHT,
-                     x_range=Range1d(0, 1), y_range=Range1d(0, 1),
+                     x_range=Range1d(start=0, end=1), y_range=Range1d(start=0, end=1),
                      tools="pan,wheel_zoom,box_zoom,reset,save", active_scroll="wheel_zoom",
                      toolbar_location="above", title="", tags=[0])
         fig.grid.visible = False
-        self.image = fig.image(image="masked", x="x", y="y", dw="dw", dh="dh",
-                               source=self.source, color_mapper=self.mapper)
+        self._title_model: Any = fig.title
+        placed: dict[str, Any] = {"x": "x", "y": "y", "dw": "dw", "dh": "dh",
+                                  "source": self.source, "color_mapper": self.mapper}
+        self.image = fig.image(image="masked", **placed)
         self.mask_mapper = LinearColorMapper(palette=["rgba(0,0,0,0)", logic.MASK_COLOR],
                                              low=0, high=1)
-        self.mask_image = fig.image(image="masked", x="x", y="y", dw="dw", dh="dh",
-                                    source=self.source, color_mapper=self.mask_mapper,
-                                    global_alpha=1.0)
+        self.mask_image = fig.image(image="masked",
+                                    **{**placed, "color_mapper": self.mask_mapper})
         self.colorbar = ColorBar(color_mapper=self.mapper, visible=False, width=14,
                                  title_text_font_style="normal")
         fig.add_layout(self.colorbar, "right")
@@ -410,9 +404,19 @@ class Explorer:
             self._doc.add_next_tick_callback(fn)
 
     # --- helpers ---------------------------------------------------------------------------
+    def _m(self) -> Model:
+        if self.model is None:
+            raise PhasemapError("no dataset is open")
+        return self.model
+
+    def _d(self) -> xr.Dataset:
+        if self.ds is None:
+            raise PhasemapError("no dataset is open")
+        return self.ds
+
     def say(self, text: str, kind: str = "danger") -> None:
         self.message.object = text
-        self.message.alert_type = kind
+        self.message.alert_type = kind  # type: ignore[assignment]
         self.message.visible = bool(text)
 
     def _guard(self, fn, *args):
@@ -426,9 +430,9 @@ class Explorer:
         return None
 
     def _label(self, name: str, html: bool = False) -> str:
-        attrs = dict(self.ds[name].attrs) if self.ds is not None and name in self.ds else {}
+        attrs = dict(self._d()[name].attrs) if self.ds is not None and name in self.ds else {}
         if self.model is not None and not attrs:
-            attrs = self.model.attrs_of(name)
+            attrs = self._m().attrs_of(name)
         return logic.quantity_label(attrs, name, html=html)
 
     # --- datasets --------------------------------------------------------------------------
@@ -491,7 +495,7 @@ class Explorer:
         import panel as pn
 
         self.sliders = {}
-        items = []
+        items: list[Any] = []
         ds = self.ds
         if ds is None:
             self.sliders_box.objects = []
@@ -513,7 +517,7 @@ class Explorer:
             slider.param.watch(self._on_slider, "value")
             self.sliders[d] = slider
             items.append(slider)
-        for name in (self.model.param_names if self.model else ()):
+        for name in (self._m().param_names if self.model else ()):
             if name not in ds.dims and name in ds.coords and ds[name].size == 1:
                 fixed_text.append(f"{self._label(name).split(' [')[0]} = "
                                   f"{float(ds[name]):g}")
@@ -530,7 +534,7 @@ class Explorer:
                 (self._label(self.state.y, html=True) if self.state.y else "y", "$y{custom}")]
         formatters = {"$x": self.formatters["xs"], "$y": self.formatters["ys"]}
         for v in labels:
-            names = [logic.legend_text(f) for f in self.model.output(v).flags]
+            names = [logic.legend_text(f) for f in self._m().output(v).flags]
             key = f"label-{v}"
             if key not in self.formatters:
                 self.formatters[key] = CustomJSHover(args={"names": names}, code=_LABEL)
@@ -564,8 +568,8 @@ class Explorer:
         self.state.param.update(x=x, y=y, tapped=None, window=None)
         self.draw_lines()
         if self.ds is not None and self.model is not None:
-            self._build_hover([v for v in self.model.labels if v in self.ds],
-                              [v for v in self.model.quantities if v in self.ds])
+            self._build_hover([v for v in self._m().labels if v in self.ds],
+                              [v for v in self._m().quantities if v in self.ds])
         self.build_sliders()
         self.request_draw(reset_range=True)
 
@@ -600,7 +604,7 @@ class Explorer:
     # --- drawing -------------------------------------------------------------------------------
     def _set_busy(self) -> None:
         def apply() -> None:
-            self.fig.title.text = "updating…"
+            self._title_model.text = "updating…"
             self.image.glyph.global_alpha = 0.35
 
         self._apply(apply)
@@ -638,7 +642,8 @@ class Explorer:
             self.draw_lines()
             return
         key = (st.dataset, st.x, st.y, tuple(sorted(st.fixed.items())))
-        plane = PLANES.get(key, lambda: read_plane(ds, model, st.x, st.y, dict(st.fixed)))
+        x, y, fixed = st.x, st.y, dict(st.fixed)
+        plane = PLANES.get(key, lambda: read_plane(ds, model, x, y, fixed))
         new_plane = plane is not self.plane
         view = self.view if (style_only and not new_plane and self.view is not None) \
             else make_view(plane, None if reset_range else st.window)
@@ -656,7 +661,7 @@ class Explorer:
         else:
             out = model.output(shown)
             low, high = logic.color_limits(plane.arrays[shown], out.signed)
-            palette = list(DIVERGING) if out.signed else SEQUENTIAL
+            palette = list(DIVERGING) if out.signed else [SEQUENTIAL]
             present, flags = [], ()
         curves = self._thresholds(plane, key) if st.thresholds else []
         legend = self._legend_html(shown, is_label, flags, present, plane, curves)
@@ -669,8 +674,8 @@ class Explorer:
                 if reset_range:
                     for rng, a in ((self.fig.x_range, view.ax), (self.fig.y_range, view.ay)):
                         rng.update(start=a.lo, end=a.hi, reset_start=a.lo, reset_end=a.hi)
-                    self.fig.xaxis.axis_label = self._label(st.x)
-                    self.fig.yaxis.axis_label = self._label(st.y)
+                    self.fig.xaxis.axis_label = self._label(x)
+                    self.fig.yaxis.axis_label = self._label(y)
             if send:
                 self.image.glyph.image = "masked"
                 self.source.data = view.data
@@ -682,7 +687,7 @@ class Explorer:
             self._set_curves(curves)
             if tapped is None:
                 self.tap_source.data = {"x": [], "y": []}
-            self.fig.title.text = title
+            self._title_model.text = title
             self.image.glyph.global_alpha = 1.0
             self.fig.tags = [serial]
 
@@ -698,11 +703,11 @@ class Explorer:
         self.image.glyph.image = "masked"
         self.source.data = {"masked": [], "x": [], "y": [], "dw": [], "dh": [], "xs": [],
                             "ys": []}
-        self.fig.title.text = ""
+        self._title_model.text = ""
         self.image.glyph.global_alpha = 1.0
 
     def _threshold_names(self, plane: Plane) -> list[str]:
-        model = self.model
+        model = self._m()
         return [q for q in model.quantities if model.output(q).signed
                 and q in plane.arrays][:len(DASHES) - 1]
 
@@ -731,7 +736,7 @@ class Explorer:
                 except Exception:  # a curve that cannot be traced is left out, not fatal
                     traceback.print_exc()
                     plane.thresholds[q] = []
-        if self.plane is not plane or not self.state.thresholds:
+        if self.plane is not plane or not self.state.thresholds or plane is None:
             return
         curves = [(q, plane.thresholds[q]) for q in self._threshold_names(plane)
                   if q in plane.thresholds]
@@ -742,8 +747,8 @@ class Explorer:
         self._apply(apply)
         st = self.state
         shown = st.lens if st.shown == "labels" else st.shown
-        if shown in plane.arrays:
-            out = self.model.output(shown)
+        if shown is not None and shown in plane.arrays:
+            out = self._m().output(shown)
             view = self.view
             present = logic.present_codes(view.data[shown][0], len(out.flags))[0] \
                 if out.is_label and view is not None else []
@@ -761,7 +766,7 @@ class Explorer:
         rec = self._records.get(self.state.dataset or "", {})
         fixed = logic.fixed_parameters(rec)
         head = (rec.get("spec") or {}).get("name") or self.state.dataset
-        what = shown if self.model and self.model.output(shown).is_label else \
+        what = shown if self.model and self._m().output(shown).is_label else \
             self._label(shown).split(" [")[0]
         text = f"{head}: {what}"
         rest = ", ".join([*parts, *([fixed] if fixed else [])])
@@ -772,7 +777,7 @@ class Explorer:
         rec = self._records.get(st.dataset or "", {})
         fixed = ", ".join(f"{d}={v:g}" for d, v in st.fixed.items())
         params = logic.fixed_parameters(rec)
-        what = f"{shown} map" if self.model.output(shown).is_label else f"map of {shown}"
+        what = f"{shown} map" if self._m().output(shown).is_label else f"map of {shown}"
         n = (self.plane.xs.size, self.plane.ys.size) if self.plane is not None else (0, 0)
         return (f"<b>{st.dataset}</b> — {what} over {st.x} × {st.y} ({n[0]} × {n[1]})"
                 f"{'; ' + fixed if fixed else ''}"
@@ -794,7 +799,7 @@ class Explorer:
             rows.append(f'<div class="pm-masked"><span style="display:inline-block;'
                         f'width:14px;height:14px;background:{logic.MASK_COLOR};'
                         f'border:1px solid #555;margin-right:6px"></span>'
-                        f'outside the model\'s domain ({logic.domain_text(self.model)})</div>')
+                        f'outside the model\'s domain ({logic.domain_text(self._m())})</div>')
         for (q, lines), dash in zip(curves, DASHES, strict=False):
             if lines:
                 rows.append(f'<div class="pm-curve">{dash} line: '
@@ -804,9 +809,9 @@ class Explorer:
     # --- clicking: the line plot ------------------------------------------------------------
     def _point(self) -> dict[str, float] | None:
         """Every dimension's value at the clicked point (None before any click on a map)."""
-        st, ds = self.state, self.ds
+        st, ds = self.state, self._d()
         point = dict(st.fixed)
-        if len(logic.multi_dims(dict(ds.sizes))) >= 2:
+        if len(logic.multi_dims({str(d): n for d, n in ds.sizes.items()})) >= 2:
             if st.tapped is None or not st.x or not st.y:
                 return None
             point.update(st.tapped)
@@ -866,7 +871,8 @@ class Explorer:
             self.crosshair.location = float(xs[k])
             self.crosshair.visible = True
             self.line_marks.data = marks
-            lf.title.text = f"along {self._label(along).split(' [')[0]} through the clicked " \
+            lf_title: Any = lf.title
+            lf_title.text = f"along {self._label(along).split(' [')[0]} through the clicked " \
                             "point"
             lf.visible = True
 
@@ -920,16 +926,18 @@ class Explorer:
             raise ParameterError("export", fmt, "a map on screen")
         st = self.state
         if fmt == "csv":
-            sub = self.ds.sel({d: v for d, v in st.fixed.items()}, method="nearest")
-            frame = sub[[v for v in self.model.outputs if v in sub]].compute().to_dataframe()
-            for v in self.model.labels:
+            sub = self._d().sel({d: v for d, v in st.fixed.items()}, method="nearest")
+            frame = sub[[v for v in self._m().outputs if v in sub]].compute().to_dataframe()
+            for v in self._m().labels:
                 if v in frame:
-                    flags = self.model.output(v).flags
+                    flags = self._m().output(v).flags
                     frame[f"{v}_label"] = [flags[c] if 0 <= c < len(flags) else ""
                                            for c in frame[v].to_numpy()]
             return frame.to_csv().encode()
         shown = st.lens if st.shown == "labels" else st.shown
-        return render_view(self.view, self.model, shown, self._label(st.x),
+        if shown is None or st.x is None or st.y is None:
+            raise ParameterError("export", fmt, "a map on screen")
+        return render_view(self.view, self._m(), shown, self._label(st.x),
                            self._label(st.y), self._label(shown), self._title(shown), fmt)
 
     # --- the new-grid form --------------------------------------------------------------------
@@ -1038,6 +1046,7 @@ def render_view(view: View, model: Model, shown: str, xlabel: str, ylabel: str,
     extent = (view.ax.lo, view.ax.hi, view.ay.lo, view.ay.hi)
     fig = Figure(figsize=(8.5, 4.8), layout="constrained")
     ax = fig.add_subplot()
+    cmap: Any
     if out.is_label:
         cmap = ListedColormap([LABEL_COLORS.get(f, "#777777") for f in out.flags])
         data = np.ma.masked_where(masked | (values < 0), values)
@@ -1052,7 +1061,8 @@ def render_view(view: View, model: Model, shown: str, xlabel: str, ylabel: str,
                   frameon=False, fontsize=8)
     else:
         low, high = logic.color_limits(values, out.signed)
-        cmap = ListedColormap(list(DIVERGING)) if out.signed else matplotlib.colormaps["viridis"]
+        cmap = ListedColormap(list(DIVERGING)) if out.signed else \
+            matplotlib.colormaps["viridis"]
         image = ax.imshow(np.ma.masked_where(masked, values), origin="lower", extent=extent,
                           aspect="auto", cmap=cmap, vmin=low, vmax=high,
                           interpolation="nearest")
