@@ -271,3 +271,16 @@ def test_render_view_writes_each_format(t_dt_plane):
             assert data.startswith(head), (shown, fmt)
     with pytest.raises(ParameterError):
         render_view(view, sl, "J_L", "", "", "", "", "jpeg")
+
+
+def test_a_pan_inside_a_full_resolution_view_needs_no_new_data(t_dt_plane):
+    from phasemap.service.explorer import covers, make_view
+
+    _, plane = t_dt_plane
+    whole = make_view(plane, None)  # 21 x 10 points: sent whole, one pixel each
+    assert covers(whole, plane, ((-5.0, 5.0), (2.0, 6.0)))
+    assert covers(whole, plane, ((-30.0, 5.0), (2.0, 6.0)))  # beyond the grid: nothing new
+    part = make_view(plane, ((-5.0, 5.0), (2.0, 6.0)))
+    assert not covers(part, plane, ((-8.0, 5.0), (2.0, 6.0)))  # beyond the data sent
+    coarse = make_view(plane, None, pixels=(7, 5))  # every third point: zooming needs more
+    assert not covers(coarse, plane, ((-5.0, 5.0), (2.0, 6.0)))

@@ -175,6 +175,22 @@ def make_view(plane: Plane, window: tuple | None, pixels=(VIEW_PIXELS_X, VIEW_PI
     return View(data, ax, ay)
 
 
+def covers(view: View, plane: Plane, window: tuple | None) -> bool:
+    """Whether ``view`` already holds every stored point of ``window``, one pixel each (so a
+    pan or zoom inside it needs no new data)."""
+    if window is None:
+        return False
+    for axis, coord, (lo, hi) in ((view.ax, plane.xs, window[0]), (view.ay, plane.ys,
+                                                                    window[1])):
+        idx = axis.index
+        full = bool(np.all(np.diff(idx) == 1)) and logic.is_regular(coord)
+        edges = logic.cell_edges(coord)  # the window beyond the data shows nothing new
+        lo, hi = max(min(lo, hi), edges[0]), min(max(lo, hi), edges[-1])
+        if not full or lo < axis.lo or hi > axis.hi:
+            return False
+    return True
+
+
 # --- the session ------------------------------------------------------------------------------
 
 def mount_explorer(app, config: ServiceConfig, store: Store, jobs: JobManager,
@@ -645,8 +661,13 @@ class Explorer:
         x, y, fixed = st.x, st.y, dict(st.fixed)
         plane = PLANES.get(key, lambda: read_plane(ds, model, x, y, fixed))
         new_plane = plane is not self.plane
-        view = self.view if (style_only and not new_plane and self.view is not None) \
-            else make_view(plane, None if reset_range else st.window)
+        if style_only and not new_plane and self.view is not None:
+            view = self.view
+        elif window_only and not new_plane and self.view is not None and \
+                covers(self.view, plane, st.window):
+            view = self.view  # every stored point of the new window is already there
+        else:
+            view = make_view(plane, None if reset_range else st.window)
         shown = st.lens if st.shown == "labels" else st.shown
         if shown is None or shown not in plane.arrays:
             shown = next(iter(plane.arrays))
