@@ -8,6 +8,7 @@ registered) to check that nothing in the explorer's logic assumes the dot's name
 from __future__ import annotations
 
 import math
+import re
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -284,3 +285,31 @@ def test_a_pan_inside_a_full_resolution_view_needs_no_new_data(t_dt_plane):
     assert not covers(part, plane, ((-8.0, 5.0), (2.0, 6.0)))  # beyond the data sent
     coarse = make_view(plane, None, pixels=(7, 5))  # every third point: zooming needs more
     assert not covers(coarse, plane, ((-5.0, 5.0), (2.0, 6.0)))
+
+
+def test_every_shown_variable_is_drawn_with_its_colour_map(tmp_path):
+    """The session's explorer, in process: each shown variable gives a new view with a
+    valid palette, centred on 0 when the model declares the output signed."""
+    from phasemap.service.api import DatasetCache
+    from phasemap.service.config import ServiceConfig
+    from phasemap.service.explorer import Explorer
+    from phasemap.store import Store
+    from phasemap.store.core import compute
+
+    store = Store(tmp_path / "s")
+    compute({"name": "small", "params": {"T": 7.5},
+             "axes": {"eps": {"start": -20, "stop": 20, "num": 21},
+                      "dV": {"start": -10, "stop": 10, "num": 11}, "dT": [2.5, 5.0]}}, store)
+    ex = Explorer(ServiceConfig(store=str(tmp_path / "s")), store, None, DatasetCache(store))
+    model = get_model("single_level")
+    assert list(ex.shown.options.values()) == ["labels", *model.quantities]
+    for name in model.quantities:
+        before = ex.fig.tags[0]
+        ex.shown.value = name
+        assert ex.fig.tags[0] > before and not ex.message.visible, ex.message.object
+        assert all(re.fullmatch(r"#[0-9a-fA-F]{6}", c) for c in ex.mapper.palette)
+        if model.output(name).signed:
+            assert ex.mapper.low == -ex.mapper.high < 0
+        assert ex.colorbar.visible and ex.image.glyph.image == name
+    ex.shown.value = "labels"
+    assert not ex.colorbar.visible and ex.image.glyph.image == "regime"

@@ -24,6 +24,7 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -51,7 +52,7 @@ MAX_PLANE_POINTS = 16_000_000
 #: Diverging colour map (centred on 0) for signed quantities, sequential for the others.
 DIVERGING = ("#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7",
              "#fddbc7", "#f4a582", "#d6604d", "#b2182b", "#67001f")
-SEQUENTIAL = "Viridis256"
+SEQUENTIAL = "Viridis256"  # a name in bokeh.palettes
 #: Dash patterns of the threshold curves, in order.
 DASHES = ("solid", "dashed", "dotted", "dashdot")
 LINE_COLORS = ("#0077BB", "#CC3311", "#009988", "#EE7733", "#33BBEE", "#EE3377", "#000000")
@@ -637,7 +638,9 @@ class Explorer:
             try:
                 while self._drawn < self._wanted:
                     target = self._wanted
-                    self._guard(self._draw, reset_range, style_only, window_only, target)
+                    if self._guard(self._draw, reset_range, style_only, window_only,
+                                   target) is None:
+                        self._apply(partial(self._failed, target))
                     reset_range = style_only = window_only = False
                     self._drawn = max(self._drawn, target)
             finally:
@@ -646,17 +649,18 @@ class Explorer:
                 return
 
     def _draw(self, reset_range: bool, style_only: bool, window_only: bool,
-              serial: int) -> None:
+              serial: int) -> bool:
+        """Draw the current state as view number ``serial``; True once it is sent."""
         st, ds, model = self.state, self.ds, self.model
         if ds is None or model is None:
-            return
+            return True
         if not st.x or not st.y:
-            self._apply(self._clear_map)
+            self._apply(partial(self._clear_map, serial))
             self.status.object = ("This dataset has fewer than two dimensions with several "
                                   "values: see the line plot.")
             self.line_fig.visible = True
             self.draw_lines()
-            return
+            return True
         key = (st.dataset, st.x, st.y, tuple(sorted(st.fixed.items())))
         x, y, fixed = st.x, st.y, dict(st.fixed)
         plane = PLANES.get(key, lambda: read_plane(ds, model, x, y, fixed))
@@ -682,7 +686,7 @@ class Explorer:
         else:
             out = model.output(shown)
             low, high = logic.color_limits(plane.arrays[shown], out.signed)
-            palette = list(DIVERGING) if out.signed else [SEQUENTIAL]
+            palette = list(DIVERGING) if out.signed else _sequential()
             present, flags = [], ()
         curves = self._thresholds(plane, key) if st.thresholds else []
         legend = self._legend_html(shown, is_label, flags, present, plane, curves)
@@ -719,11 +723,19 @@ class Explorer:
         self._update_exports(shown)
         if new_plane and tapped is not None:
             self.draw_lines()
+        return True
 
-    def _clear_map(self) -> None:
+    def _failed(self, serial: int) -> None:
+        """A view that could not be drawn: say so on the map (the message says why)."""
+        self._title_model.text = "not redrawn: see the message on the left"
+        self.image.glyph.global_alpha = 0.35
+        self.fig.tags = [serial]
+
+    def _clear_map(self, serial: int) -> None:
         self.image.glyph.image = "masked"
         self.source.data = {"masked": [], "x": [], "y": [], "dw": [], "dh": [], "xs": [],
                             "ys": []}
+        self.fig.tags = [serial]
         self._title_model.text = ""
         self.image.glyph.global_alpha = 1.0
 
@@ -1034,6 +1046,12 @@ def _on_event_loop() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def _sequential() -> list[str]:
+    from bokeh import palettes
+
+    return list(getattr(palettes, SEQUENTIAL))
 
 
 def _model_names() -> list[str]:
