@@ -245,7 +245,9 @@ class ViewState(param.Parameterized):
     y = param.String(default=None, allow_None=True)
     lens = param.String(default=None, allow_None=True)
     shown = param.String(default="labels")
-    thresholds = param.Boolean(default=True)
+    #: Off by default: tracing calls the model kernel, which crashes the process on some
+    #: grids (see docs/explorer.md); the user turns the curves on.
+    thresholds = param.Boolean(default=False)
     fixed = param.Dict(default={})
     along = param.String(default=None, allow_None=True)
     window = param.Parameter(default=None)
@@ -284,7 +286,7 @@ class Explorer:
                                        width=300, css_classes=["pm-lens"])
         self.shown = w.Select(name="Shown variable", options=["labels"], value="labels",
                               width=145, css_classes=["pm-shown"])
-        self.thresholds = w.Checkbox(name="threshold curves", value=True, width=145)
+        self.thresholds = w.Checkbox(name="threshold curves", value=False, width=145)
         self.along = w.Select(name="Line plot along", options=[], width=300,
                               css_classes=["pm-along"])
         self.sliders_box = pn.Column(sizing_mode="stretch_width")
