@@ -165,13 +165,12 @@ class Bench:
     def click(self, k: int) -> float:
         x, y = self.page.evaluate(PAGE_XY, ["phasemap-map", 0.2 + 0.05 * (k % 10), 0.3])
         self.page.mouse.move(5, 5)  # no tooltip left over the point to click
-        before = self.page.evaluate("() => { const m = Bokeh.documents[0]"
-                                    ".get_model_by_name('crosshair'); return m.visible ? "
-                                    "m.location : null; }")
+        lines = ("() => { const m = Bokeh.documents[0].get_model_by_name('phasemap-lines'); "
+                 "return m.tags.length ? m.tags[0] : 0; }")
+        before = int(self.page.evaluate(lines))
         t0 = self.now()
         self.page.mouse.click(x, y)
-        cond = ("() => { const m = Bokeh.documents[0].get_model_by_name('crosshair'); "
-                f"return m.visible && m.location !== {json.dumps(before)}; }}")
+        cond = f"() => ({lines})() > {before}"
         return self.wait(cond) - t0
 
 

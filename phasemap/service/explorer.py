@@ -910,6 +910,7 @@ class Explorer:
             lf_title.text = f"along {self._label(along).split(' [')[0]} through the clicked " \
                             "point"
             lf.visible = True
+            lf.tags = [int(lf.tags[0]) + 1 if lf.tags else 1]  # line plots drawn (tests)
 
         self._apply(apply)
         parts = [f"{self._label(d, html=True).split(' [')[0]} = {v:.6g}"
