@@ -164,7 +164,6 @@ class Bench:
 
     def click(self, k: int) -> float:
         x, y = self.page.evaluate(PAGE_XY, ["phasemap-map", 0.2 + 0.05 * (k % 10), 0.3])
-        self.page.mouse.move(5, 5)  # no tooltip left over the point to click
         lines = ("() => { const m = Bokeh.documents[0].get_model_by_name('phasemap-lines'); "
                  "return m.tags.length ? m.tags[0] : 0; }")
         before = int(self.page.evaluate(lines))
