@@ -224,7 +224,7 @@ class GridSpec(BaseModel):
         inputs = {k: xr.DataArray(v) for k, v in self.params.items()}
         for name in self.axes:
             inputs[name] = xr.DataArray(self.axis_values(name), dims=(name,))
-        validate_inputs(model, inputs, check_size=False)
+        validate_inputs(model, inputs, check_size=False, joint="mask")
         if self.chunks:
             for dim, c in self.chunks.items():
                 if dim not in self.axes:
@@ -280,11 +280,15 @@ def as_input(name: str, value: Any) -> xr.DataArray:
 
 
 def validate_inputs(model: Model | str, inputs: Mapping[str, xr.DataArray],
-                    max_points: int | None = None, check_size: bool = True) -> None:
+                    max_points: int | None = None, check_size: bool = True,
+                    joint: str = "refuse") -> None:
     """Check parameters against the model: names, ranges, axes, joint constraints, size.
 
     ``inputs`` maps parameter names to DataArrays (see :func:`as_input`). Dask-backed inputs
-    are checked too; only their min/max are computed.
+    are checked too; only their min/max are computed. ``joint="mask"`` accepts axes on which
+    a joint constraint fails at some points (the store stores those points as NaN, labels
+    -1, e.g. the ``|dT| >= 2T`` corner of a (T, dT) plane) and refuses only a grid with no
+    valid point; ``"refuse"`` (evaluation in memory) refuses any invalid point.
     """
     model = get_model(model)
     known = set(model.param_names)
@@ -321,6 +325,8 @@ def validate_inputs(model: Model | str, inputs: Mapping[str, xr.DataArray],
         full = [xr.DataArray(defaults[n]) if a is None else a
                 for n, a in zip(con.params, arrays, strict=True)]
         where: Any = con.check(*full)  # a DataArray for DataArray inputs
+        if joint == "mask" and not bool(where.all()):
+            continue  # a grid crossing the constraint: its invalid points are masked
         if bool(where.any()):
             first = {n: float(np.asarray(a.broadcast_like(where).values)[where.values].flat[0])
                      for n, a in zip(con.params, full, strict=True)}

@@ -150,7 +150,7 @@ def test_cache_hit_path_trusts_only_commit_records(tmp_path, runner):
 def test_bad_specs_exit_2_with_one_line_naming_the_parameter(tmp_path, runner):
     cases = {
         "foo": {"params": {"foo": 1.0}, "axes": {"eps": [0.0, 1.0]}},
-        "dT": {"params": {"dT": 12.0}, "axes": {"eps": [0.0, 1.0], "T": [5.0, 7.5]}},
+        "dT": {"params": {"dT": 16.0}, "axes": {"eps": [0.0, 1.0], "T": [5.0, 7.5]}},
         "axes.T": {"axes": {"T": {"start": 5, "stop": 1, "num": 3}}},
         "gamma_L": {"params": {"gamma_L": -1.0}, "axes": {"eps": [0.0]}},
     }

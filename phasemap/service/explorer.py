@@ -1,58 +1,200 @@
 """The phase-map explorer: a Panel page served by the same process as the API.
 
-Each browser session gets an :class:`Explorer`: pick a stored dataset (or state a new grid in
-the form; it is submitted to the same :class:`~phasemap.service.jobs.JobManager` as
-``POST /api/grids`` and its progress is shown), pick the two map axes, move a slider for every
-other dimension, switch the lens (regime / machine) and the shown variable (the labels, or
-``J_L``, ``Q_L``, ``Q_R``, ``P``, ``s``). Hovering shows the grid point's values and both
-labels; clicking draws the line plot along a chosen axis through the clicked point.
+Each browser session gets an :class:`Explorer`. Its controls come from the model registry
+(:mod:`phasemap.models`): the lenses are the model's label outputs, the shown variables its
+quantities, the form fields its parameters, symbols and units their declarations; the choices
+themselves are pure functions in :mod:`phasemap.service.explorer_logic`.
 
-Only the plane on screen is read from Zarr (the dataset is opened lazily); planes of more than
-:data:`MAX_PLANE_POINTS` are read every k-th point and, above the renderers' own limit, reduced
-by datashader with a categorical aggregation (:func:`phasemap.plot.phase_map`). All drawing is
-done by :mod:`phasemap.plot`; this module only adds the hover/tap layer.
+Speed (issue #15): the Bokeh document of a session is built once; an interaction only
+replaces the data of its sources (or, for a change of lens or shown variable, which column the
+image reads and the colour map: no data at all). Planes are read from the store once and kept
+decoded in a process-wide LRU (:class:`PlaneCache`); what is sent is the window on screen at
+screen resolution, made of stored points only (never averages, so label codes stay valid and
+the hover reports the exact stored point under the cursor: a click picks the same point).
+Pan and zoom happen in the browser; when they end the window is re-sent at full detail.
+While a redraw is pending the map is dimmed and titled "updating…".
 """
 
 from __future__ import annotations
 
 import functools
 import hmac
-import math
+import io
+import threading
 import traceback
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import param
 import xarray as xr
 
 from ..errors import ParameterError, PhasemapError
 from ..grid import GridSpec
-from ..regimes import LENSES
+from ..models import Model
 from ..store import Store
-from ..variables import VARIABLES, axis_label
+from . import explorer_logic as logic
 from .api import DatasetCache
 from .config import ServiceConfig
 from .jobs import Job, JobManager
-from .limits import spec_from_request
 
-#: Variables the map can show besides the labels.
-SHOWN = ("J_L", "Q_L", "Q_R", "P", "s")
-#: Largest plane of the shown variable read from the store [points]; larger planes are read
-#: every k-th point. Above the renderers' ``MAX_PIXELS`` datashader reduces it to the screen.
-MAX_PLANE_POINTS = 4_000_000
-#: Largest plane whose every grid point is sent to the browser for the hover tooltip [cells]
-#: (the paper's 401 x 401 maps fit). A larger plane gets no tooltip layer: the point under the
-#: cursor is then read from the store on the server and shown beside the map. Either way the
-#: hover reports the exact stored grid point under the cursor, never a thinned copy.
-MAX_HOVER_CELLS = 250_000
-#: Size of the map [screen pixels], legend included.
-MAP_WIDTH, MAP_HEIGHT = 900, 520
-#: Form fields of a new grid, in dimension order.
-FORM_PARAMS = ("eps", "T", "dT", "dV", "mu", "gamma_L", "gamma_R")
-FORM_DEFAULTS = {"eps": "-20:20:81", "T": "7.5", "dT": "2.5, 5", "dV": "-10:10:41"}
+#: Size of the map's plotting area [screen pixels].
+FRAME_WIDTH, FRAME_HEIGHT = 640, 440
+#: Stored points sent per axis at most (one per two screen pixels: ~70 k cells per view).
+VIEW_PIXELS_X, VIEW_PIXELS_Y = FRAME_WIDTH // 2, FRAME_HEIGHT // 2
+#: Decoded planes kept by the process [bytes].
+PLANE_CACHE_BYTES = 768 * 2**20
+#: Largest plane read whole from the store [points] (larger planes are refused with a
+#: message: fix one more dimension).
+MAX_PLANE_POINTS = 16_000_000
+#: Diverging colour map (centred on 0) for signed quantities, sequential for the others.
+DIVERGING = ("#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7",
+             "#fddbc7", "#f4a582", "#d6604d", "#b2182b", "#67001f")
+SEQUENTIAL = "Viridis256"  # a name in bokeh.palettes
+#: Dash patterns of the threshold curves, in order.
+DASHES = ("solid", "dashed", "dotted", "dashdot")
+LINE_COLORS = ("#0077BB", "#CC3311", "#009988", "#EE7733", "#33BBEE", "#EE3377", "#000000")
 
-_LABEL_JS = "const k = Math.round(value); return (k >= 0 && k < names.length) ? names[k] : '-';"
+_EXACT = "return (value == null || Number.isNaN(value)) ? 'NaN (outside the domain)' " \
+         ": String(value);"
+_LABEL = ("const k = Math.round(value); return (k >= 0 && k < names.length) ? names[k] : "
+          "'outside the model\\'s domain';")
+_COORD = ("const ix = special_vars.image_index; if (ix == null) return '?'; "
+          "const c = source.data[axis === 'x' ? 'xs' : 'ys'][ix.index]; "
+          "return String(c[axis === 'x' ? ix.i : ix.j]);")
 
+
+# --- decoded planes -------------------------------------------------------------------------
+
+@dataclass
+class Plane:
+    """One plane of a dataset, decoded: ``arrays[name]`` has shape ``(len(ys), len(xs))``."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    arrays: dict[str, np.ndarray]
+    invalid: np.ndarray
+    nbytes: int = 0
+    thresholds: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+
+class PlaneCache:
+    """Decoded planes by (dataset, x, y, fixed values), least recently used dropped first."""
+
+    def __init__(self, max_bytes: int = PLANE_CACHE_BYTES):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, Plane] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, load: Callable[[], Plane]) -> Plane:
+        with self._lock:
+            plane = self._items.get(key)
+            if plane is not None:
+                self._items.move_to_end(key)
+                return plane
+        plane = load()
+        with self._lock:
+            self._items[key] = plane
+            total = sum(p.nbytes for p in self._items.values())
+            while total > self.max_bytes and len(self._items) > 1:
+                _, old = self._items.popitem(last=False)
+                total -= old.nbytes
+        return plane
+
+
+PLANES = PlaneCache()
+#: One threshold tracing at a time in the process (root finding is CPU-bound).
+_TRACE_LOCK = threading.Lock()
+
+
+def model_of(ds: xr.Dataset) -> Model:
+    from ..plot.boundaries import model_of as _model_of
+
+    return _model_of(ds)
+
+
+def read_plane(ds: xr.Dataset, model: Model, x: str, y: str, fixed: dict[str, float]
+               ) -> Plane:
+    """Every output of ``ds`` on the ``(x, y)`` plane at the ``fixed`` grid values."""
+    outputs = [v for v in model.outputs if v in ds.data_vars]
+    index = {}
+    for d, value in fixed.items():
+        coord = np.asarray(ds[d].values, dtype=np.float64)
+        index[d] = int(np.argmin(np.abs(coord - value)))
+    for dim in ds.dims:
+        if str(dim) not in (x, y) and str(dim) not in index:
+            index[str(dim)] = 0
+    n = ds.sizes[x] * ds.sizes[y]
+    if n > MAX_PLANE_POINTS:
+        raise ParameterError("plane", f"{n:,} points", f"at most {MAX_PLANE_POINTS:,} points "
+                             "on one map")
+    sub = ds[outputs].isel(index).transpose(y, x).compute()
+    arrays = {v: np.ascontiguousarray(sub[v].values) for v in outputs}
+    xs = np.asarray(ds[x].values, dtype=np.float64)
+    ys = np.asarray(ds[y].values, dtype=np.float64)
+    params: dict[str, Any] = {x: xs[None, :], y: ys[:, None]}
+    for name in model.param_names:
+        if name in (x, y):
+            continue
+        if name in index and name in ds.dims:
+            params[name] = float(ds[name].values[index[name]])
+        elif name in ds.coords and ds[name].size == 1:
+            params[name] = float(np.asarray(ds[name].values).ravel()[0])
+    invalid = np.broadcast_to(logic.domain_mask(model, params), (ys.size, xs.size)).copy()
+    for v in model.labels:
+        if v in arrays:
+            invalid |= arrays[v] < 0
+    for v in model.labels:  # a label read from a masked point means nothing: code -1
+        if v in arrays and invalid.any():
+            arrays[v] = np.where(invalid, np.int8(-1), arrays[v]).astype(arrays[v].dtype)
+    nbytes = sum(a.nbytes for a in arrays.values()) + invalid.nbytes
+    return Plane(xs, ys, arrays, invalid, nbytes)
+
+
+@dataclass
+class View:
+    """What is sent for one view: the window's columns and how pixels map to points."""
+
+    data: dict[str, list]
+    ax: logic.ScreenAxis
+    ay: logic.ScreenAxis
+
+
+def make_view(plane: Plane, window: tuple | None, pixels=(VIEW_PIXELS_X, VIEW_PIXELS_Y)
+              ) -> View:
+    """The columns of the image source for ``window`` ((x0, x1), (y0, y1)) or the whole plane."""
+    ax = logic.screen_axis(plane.xs, window[0] if window else None, pixels[0])
+    ay = logic.screen_axis(plane.ys, window[1] if window else None, pixels[1])
+    rows, cols = np.ix_(ay.index, ax.index)
+    data: dict[str, list] = {name: [a[rows, cols]] for name, a in plane.arrays.items()}
+    data["masked"] = [plane.invalid[rows, cols].astype(np.int8)]
+    data["xs"] = [plane.xs[ax.index]]
+    data["ys"] = [plane.ys[ay.index]]
+    data.update(x=[ax.lo], y=[ay.lo], dw=[ax.hi - ax.lo], dh=[ay.hi - ay.lo])
+    return View(data, ax, ay)
+
+
+def covers(view: View, plane: Plane, window: tuple | None) -> bool:
+    """Whether ``view`` already holds every stored point of ``window``, one pixel each (so a
+    pan or zoom inside it needs no new data)."""
+    if window is None:
+        return False
+    for axis, coord, (lo, hi) in ((view.ax, plane.xs, window[0]), (view.ay, plane.ys,
+                                                                    window[1])):
+        idx = axis.index
+        full = bool(np.all(np.diff(idx) == 1)) and logic.is_regular(coord)
+        edges = logic.cell_edges(coord)  # the window beyond the data shows nothing new
+        lo, hi = max(min(lo, hi), edges[0]), min(max(lo, hi), edges[-1])
+        if not full or lo < axis.lo or hi > axis.hi:
+            return False
+    return True
+
+
+# --- the session ------------------------------------------------------------------------------
 
 #: The paper's maps the explorer opens first, in order of preference (pipelines/paper/).
 PAPER_MAPS = ("maps_eps_dV.yaml", "maps_eps_dT.yaml")
@@ -98,10 +240,8 @@ def mount_explorer(app, config: ServiceConfig, store: Store, jobs: JobManager,
     import panel as pn
     from panel.io.fastapi import add_applications
 
-    pn.config.nthreads = max(pn.config.nthreads or 0, 2)  # callbacks off the event loop
-    from ..plot import _hv
+    pn.config.nthreads = max(pn.config.nthreads or 0, 2)  # type: ignore[misc]  # off the loop
 
-    _hv.hv()  # import HoloViews and its backends now, not in the first visitor's session
     def page():  # a plain function: Panel calls it once per browser session
         return explorer_page(config, store, jobs, datasets)
 
@@ -137,171 +277,205 @@ def _session_arg(name: str) -> str | None:
     return value if value.isascii() and value.isalnum() else None
 
 
-# --- the hover / tap layer ------------------------------------------------------------------
+class ViewState(param.Parameterized):
+    """What the session shows (the widgets write it; the drawing reads only this)."""
 
-def _regular(values: np.ndarray) -> bool:
-    d = np.diff(values)
-    return values.size >= 2 and bool(np.allclose(d, d[0], rtol=1e-6, atol=0))
+    dataset = param.String(default=None, allow_None=True)
+    x = param.String(default=None, allow_None=True)
+    y = param.String(default=None, allow_None=True)
+    lens = param.String(default=None, allow_None=True)
+    shown = param.String(default="labels")
+    #: Off by default: tracing calls the model kernel, which crashes the process on some
+    #: grids (see docs/explorer.md); the user turns the curves on.
+    thresholds = param.Boolean(default=False)
+    fixed = param.Dict(default={})
+    along = param.String(default=None, allow_None=True)
+    window = param.Parameter(default=None)
+    tapped = param.Dict(default=None, allow_None=True)
 
-
-def _strides(plane: xr.Dataset, dims: tuple[str, ...], limit: int) -> dict[str, int]:
-    """Per-dim strides so that reading every k-th point keeps at most ``limit`` points."""
-    sizes = [plane.sizes[d] for d in dims]
-    total = math.prod(sizes)
-    if total <= limit:
-        return dict.fromkeys(dims, 1)
-    k = math.ceil(math.sqrt(total / limit))
-    return dict.fromkeys(dims, k)
-
-
-def hover_layer(plane: xr.Dataset, x: str, y: str, lens: str):
-    """An invisible raster on top of the map whose hover shows the values and both labels.
-
-    The cells are the plane's grid points, every one of them (the caller sends planes of at
-    most :data:`MAX_HOVER_CELLS`), and carry their grid coordinates, so the tooltip names the
-    stored grid point under the cursor with its stored values.
-    """
-    import holoviews as hv
-    from bokeh.models import CustomJSHover, HoverTool
-
-    sub = plane.transpose(y, x)
-    labels = [v for v in ("regime", "machine") if v in sub]
-    floats = [v for v in ("J_L", "Q_L", "Q_R", "P", "s") if v in sub]
-    first = lens if lens in labels else (labels[0] if labels else floats[0])
-    names = [first] + [v for v in labels + floats if v != first]
-    xs, ys = np.meshgrid(np.asarray(sub[x].values), np.asarray(sub[y].values))
-    data = {v: np.asarray(sub[v].values, dtype=np.float64) for v in names}
-    data[f"{x}_at"], data[f"{y}_at"] = xs, ys
-    vdims = [*names, f"{x}_at", f"{y}_at"]
-    coords = (np.asarray(sub[x].values), np.asarray(sub[y].values))
-    if _regular(coords[0]) and _regular(coords[1]):
-        element = hv.Image((*coords, *(data[v] for v in vdims)), kdims=[x, y], vdims=vdims,
-                           group="Hover")
-        field = {v: ("image" if v == names[0] else v) for v in vdims}
-    else:
-        element = hv.QuadMesh((*coords, *(data[v] for v in vdims)), kdims=[x, y],
-                              vdims=vdims, group="Hover")
-        field = {v: v for v in vdims}
-
-    def ref(v: str) -> str:
-        return "@{" + field[v] + "}"
-
-    tooltips = [(axis_label(x), ref(f"{x}_at")), (axis_label(y), ref(f"{y}_at"))]
-    formatters = {}
-    for v in labels:
-        tooltips.append((v, ref(v) + "{custom}"))
-        formatters[ref(v)] = CustomJSHover(args={"names": list(LENSES[v])}, code=_LABEL_JS)
-    for v in floats:
-        units = VARIABLES.get(v, {}).get("units")
-        tooltips.append((f"{v} [{units}]" if units and units != "1" else v,
-                         ref(v) + "{0.000000e+0}"))
-    hover = HoverTool(tooltips=tooltips, formatters=formatters)
-    opts = {"alpha": 0.0, "tools": [hover, "tap"], "colorbar": False}
-    if isinstance(element, hv.QuadMesh):
-        opts["line_alpha"] = 0.0
-    return element.opts(**opts, backend="bokeh")
-
-
-def pointer_layer(xs: np.ndarray, ys: np.ndarray, x: str, y: str):
-    """An invisible rectangle over the map's extent: the source of the pointer and tap
-    streams of a plane too large for a tooltip layer."""
-    import holoviews as hv
-
-    bounds = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
-    return hv.Bounds(bounds, kdims=[x, y]).opts(alpha=0.0, tools=["tap"], backend="bokeh")
-
-
-def _without_hover(obj):
-    """``obj`` with the hover tools of its rasters removed (the hover layer replaces them)."""
-    import holoviews as hv
-
-    def strip(el):
-        if isinstance(el, hv.Image | hv.QuadMesh):
-            return el.opts(tools=[], backend="bokeh")
-        return el
-
-    return obj.map(strip, [hv.Image, hv.QuadMesh])
-
-
-# --- the page ----------------------------------------------------------------------------------
 
 class Explorer:
-    """One session's explorer (widgets, state and the callbacks between them)."""
+    """One session's explorer: widgets, the Bokeh document and the callbacks between them."""
 
     def __init__(self, config: ServiceConfig, store: Store, jobs: JobManager,
                  datasets: DatasetCache):
         import panel as pn
 
         self.config, self.store, self.jobs, self.datasets = config, store, jobs, datasets
+        self.state = ViewState()
         self.ds: xr.Dataset | None = None
-        self.dataset_id: str | None = None
-        self.plane: xr.Dataset | None = None
-        self.tap = None
-        self.pointer = None
-        self.tapped: dict[str, float] | None = None
+        self.model: Model | None = None
+        self.plane: Plane | None = None
+        self.view: View | None = None
         self.job: Job | None = None
-        self._poll = None
-        self._busy = False
+        self._poll: Any = None
+        self._quiet = False
+        self._lock = threading.Lock()
+        self._wanted = 0
+        self._drawn = 0
+        self._doc = pn.state.curdoc
+        self._built = False
+        self._records: dict[str, dict] = {}
 
         w = pn.widgets
-        self.dataset = w.Select(name="Dataset", options={}, width=300)
+        self.dataset = w.Select(name="Dataset", options={}, width=300, css_classes=["pm-dataset"])
         self.refresh = w.Button(name="Refresh list", width=120)
         self.x = w.Select(name="Map x axis", options=[], width=145)
         self.y = w.Select(name="Map y axis", options=[], width=145)
-        self.lens = w.RadioButtonGroup(name="Lens", options=list(LENSES), value="regime",
-                                       button_type="default", width=300)
-        self.shown = w.Select(name="Shown variable", options=["labels", *SHOWN],
-                              value="labels", width=145)
-        self.thresholds = w.Checkbox(name="threshold curves", value=True, width=145)
-        self.along = w.Select(name="Line plot along", options=[], width=300)
+        self.lens = w.RadioButtonGroup(name="Lens", options=[], button_type="default",
+                                       width=300, css_classes=["pm-lens"])
+        self.shown = w.Select(name="Shown variable", options=["labels"], value="labels",
+                              width=145, css_classes=["pm-shown"])
+        self.thresholds = w.Checkbox(name="threshold curves", value=False, width=145)
+        self.along = w.Select(name="Line plot along", options=[], width=300,
+                              css_classes=["pm-along"])
         self.sliders_box = pn.Column(sizing_mode="stretch_width")
         self.sliders: dict[str, Any] = {}
         self.message = pn.pane.Alert("", alert_type="light", visible=False, width=300)
-        self.status = pn.pane.Markdown("", css_classes=["phasemap-status"], width=300)
-        self.map_pane = pn.pane.HoloViews(None, backend="bokeh", css_classes=["phasemap-map"])
-        self.line_pane = pn.pane.HoloViews(None, backend="bokeh",
-                                           css_classes=["phasemap-lines"])
-        self.point_info = pn.pane.Markdown("Click a point of the map to draw the lines "
-                                           "through it.", width=700)
-        self.hover_info = pn.pane.Markdown("", width=700, visible=False,
-                                           css_classes=["phasemap-hover"])
+        self.status = pn.pane.HTML("", css_classes=["phasemap-status"], width=300)
+        self.legend = pn.pane.HTML("", css_classes=["phasemap-legend"], width=330)
+        self.point_info = pn.pane.HTML("Click a point of the map to draw the lines through "
+                                       "it.", width=700, css_classes=["phasemap-point"])
+        self.exports = self._export_widgets()
 
-        # the new-grid form
-        self.form_inputs = {p: w.TextInput(name=p, value=FORM_DEFAULTS.get(p, ""),
-                                           placeholder="default", width=145)
-                            for p in FORM_PARAMS}
+        self._build_figures()
+        self.map_pane = pn.pane.Bokeh(self.fig, css_classes=["phasemap-map"])
+        self.line_pane = pn.pane.Bokeh(self.line_fig, css_classes=["phasemap-lines"])
+
+        # the new-grid form: fields are made when a model is known (default single_level)
+        self.form_model = w.Select(name="model", options=_model_names(), width=300,
+                                   value=_default_model())
+        self.form_box = pn.GridBox(ncols=2, width=310)
+        self.form_inputs: dict[str, Any] = {}
         self.form_name = w.TextInput(name="name", value="", placeholder="optional", width=300)
         self.form_token = w.PasswordInput(name="token", width=300, visible=bool(config.token))
         self.form_submit = w.Button(name="Compute grid", button_type="primary", width=300)
         self.form_progress = pn.indicators.Progress(value=0, max=100, width=300,
                                                     visible=False, bar_color="info")
         self.form_status = pn.pane.Markdown("", width=300, css_classes=["phasemap-job"])
+        self._build_form()
         form = pn.Card(
             pn.pane.Markdown("Each field: a value `7.5`, a range `start:stop:num` or a list "
                              "`2.5, 5`. Empty fields take the model's defaults.", width=300),
-            pn.GridBox(*self.form_inputs.values(), ncols=2, width=310),
-            self.form_name, self.form_token, self.form_submit, self.form_progress,
-            self.form_status, title="New grid", collapsed=True, width=330)
+            self.form_model, self.form_box, self.form_name, self.form_token,
+            self.form_submit, self.form_progress, self.form_status, title="New grid",
+            collapsed=True, width=330)
 
         sidebar = pn.Column(
             pn.pane.Markdown("## phasemap explorer"), self.dataset, self.refresh,
             pn.Row(self.x, self.y), self.lens, pn.Row(self.shown, self.thresholds),
-            self.sliders_box, self.along, self.message, self.status, form, width=340)
-        self.layout = pn.Row(sidebar, pn.Column(self.map_pane, self.hover_info, self.point_info,
-                                                self.line_pane))
+            self.sliders_box, self.along, self.message, self.status, self.exports, form,
+            width=340)
+        self.layout = pn.Row(sidebar, pn.Column(pn.Row(self.map_pane, self.legend),
+                                                self.point_info, self.line_pane))
 
         self.refresh.on_click(lambda event: self.load_list())
-        self.dataset.param.watch(lambda event: self.open_dataset(event.new), "value")
-        for widget in (self.x, self.y, self.lens, self.shown, self.thresholds):
-            widget.param.watch(self._on_view, "value")
-        self.along.param.watch(lambda event: self.draw_lines(), "value")
+        self.dataset.param.watch(lambda event: self._guard(self.open_dataset, event.new),
+                                 "value")
+        self.x.param.watch(lambda e: self._on_axis("x"), "value")
+        self.y.param.watch(lambda e: self._on_axis("y"), "value")
+        self.lens.param.watch(lambda e: self._on_style(), "value")
+        self.shown.param.watch(lambda e: self._on_style(), "value")
+        self.thresholds.param.watch(lambda e: self._on_style(), "value")
+        self.along.param.watch(lambda e: None if self._quiet else self._guard(self.draw_lines),
+                               "value")
+        self.form_model.param.watch(lambda e: self._build_form(), "value")
         self.form_submit.on_click(lambda event: self.submit())
         self.load_list(select=_session_arg("dataset"))
+        self._built = True
+
+    # --- the Bokeh document (built once) ------------------------------------------------------
+    def _build_figures(self) -> None:
+        from bokeh.events import RangesUpdate, Tap
+        from bokeh.models import ColumnDataSource, CustomJSHover, HoverTool, LinearColorMapper
+        from bokeh.models.annotations import ColorBar, Legend, Span
+        from bokeh.models.ranges import Range1d
+        from bokeh.plotting import figure
+
+        # "masked" is in every view: the image reads it whenever the shown column may be
+        # missing (before the first view, while the data of another model arrives)
+        self.source = ColumnDataSource(data={"masked": [], "x": [], "y": [], "dw": [],
+                                             "dh": [], "xs": [], "ys": []})
+        self.mapper = LinearColorMapper(palette=list(DIVERGING), low=-1, high=1,
+                                        nan_color=logic.MASK_COLOR)
+        fig = figure(name="phasemap-map", frame_width=FRAME_WIDTH, frame_height=FRAME_HEIGHT,
+                     x_range=Range1d(start=0, end=1), y_range=Range1d(start=0, end=1),
+                     tools="pan,wheel_zoom,box_zoom,reset,save", active_scroll="wheel_zoom",
+                     toolbar_location="above", title="", tags=[0])
+        fig.grid.visible = False
+        self._title_model: Any = fig.title
+        placed: dict[str, Any] = {"x": "x", "y": "y", "dw": "dw", "dh": "dh",
+                                  "source": self.source, "color_mapper": self.mapper}
+        self.image = fig.image(image="masked", **placed)
+        self.mask_mapper = LinearColorMapper(palette=["rgba(0,0,0,0)", logic.MASK_COLOR],
+                                             low=0, high=1)
+        self.mask_image = fig.image(image="masked",
+                                    **{**placed, "color_mapper": self.mask_mapper})
+        self.colorbar = ColorBar(color_mapper=self.mapper, visible=False, width=14,
+                                 title_text_font_style="normal")
+        fig.add_layout(self.colorbar, "right")
+        self.threshold_sources = []
+        self.threshold_renderers = []
+        for dash in DASHES:
+            src = ColumnDataSource(data={"xs": [], "ys": []})
+            r = fig.multi_line("xs", "ys", source=src, line_color="#111111", line_width=2,
+                               line_dash=dash)
+            self.threshold_sources.append(src)
+            self.threshold_renderers.append(r)
+        self.tap_source = ColumnDataSource(data={"x": [], "y": []})
+        fig.scatter("x", "y", source=self.tap_source, marker="circle_cross", size=16,
+                    fill_color=None, line_color="#ffffff", line_width=3)
+        fig.scatter("x", "y", source=self.tap_source, marker="circle_cross", size=16,
+                    fill_color=None, line_color="#000000", line_width=1.2)
+        self.formatters: dict[str, Any] = {
+            "xs": CustomJSHover(args={"source": self.source, "axis": "x"}, code=_COORD),
+            "ys": CustomJSHover(args={"source": self.source, "axis": "y"}, code=_COORD),
+            "exact": CustomJSHover(code=_EXACT),
+        }
+        self.hover = HoverTool(renderers=[self.mask_image], tooltips="", formatters={})
+        fig.add_tools(self.hover)
+        fig.on_event(Tap, self._on_tap)
+        fig.on_event(RangesUpdate, self._on_ranges)
+        self.fig = fig
+
+        lf = figure(name="phasemap-lines", frame_width=FRAME_WIDTH, frame_height=230,
+                    tools="pan,wheel_zoom,box_zoom,reset,save", toolbar_location="above")
+        lf.add_layout(Legend(click_policy="hide"), "right")
+        self.crosshair = Span(location=0, dimension="height", line_color="#000000",
+                              line_dash="dashed", line_width=1.5, visible=False,
+                              name="crosshair")
+        lf.add_layout(self.crosshair)
+        lf.add_layout(Span(location=0, dimension="width", line_color="#999999",
+                           line_width=1))
+        self.line_renderers: dict[str, Any] = {}
+        self.line_marks = ColumnDataSource(data={"x": [], "y": [], "color": []})
+        lf.scatter("x", "y", source=self.line_marks, size=9, color="color",
+                   name="crosshair-marks")
+        lf.visible = False
+        self.line_fig = lf
+
+    def _apply(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` (which changes Bokeh models) on the session's event loop: directly
+        while the page is being built or when called on the loop, else on its next tick."""
+        if not self._built or self._doc is None or _on_event_loop():
+            fn()
+        else:
+            self._doc.add_next_tick_callback(fn)
 
     # --- helpers ---------------------------------------------------------------------------
+    def _m(self) -> Model:
+        if self.model is None:
+            raise PhasemapError("no dataset is open")
+        return self.model
+
+    def _d(self) -> xr.Dataset:
+        if self.ds is None:
+            raise PhasemapError("no dataset is open")
+        return self.ds
+
     def say(self, text: str, kind: str = "danger") -> None:
         self.message.object = text
-        self.message.alert_type = kind
+        self.message.alert_type = kind  # type: ignore[assignment]
         self.message.visible = bool(text)
 
     def _guard(self, fn, *args):
@@ -314,267 +488,561 @@ class Explorer:
             self.say(f"{type(exc).__name__}: {exc}")
         return None
 
+    def _label(self, name: str, html: bool = False) -> str:
+        attrs = dict(self._d()[name].attrs) if self.ds is not None and name in self.ds else {}
+        if self.model is not None and not attrs:
+            attrs = self._m().attrs_of(name)
+        return logic.quantity_label(attrs, name, html=html)
+
     # --- datasets --------------------------------------------------------------------------
     def load_list(self, select: str | None = None) -> None:
         options = {}
+        maps = []  # datasets with two or more multi-valued dims: a map to show first
         records = sorted(self.store.requests(), key=lambda r: r.get("created", ""))
         for r in records:
-            shape = " × ".join(f"{d} {n}" for d, n in zip(r["dims"], r["shape"], strict=True))
-            options[f"{r['spec'].get('name') or r['id']} ({shape})"] = r["id"]
+            options[logic.describe_dataset(r)] = r["id"]
+            self._records[r["id"]] = r
+            if sum(n > 1 for n in r["shape"]) >= 2:
+                maps.append(r["id"])
         current = select or self.dataset.value
         self.dataset.options = options
         if not options:
             self.say("The store holds no dataset yet: state a grid under 'New grid'.", "info")
             return
         ids = list(options.values())
-        target = current if current in ids else default_dataset(records, paper_map_ids())
+        # the paper's map first, else the largest map: never simply the newest dataset
+        target = current if current in ids else (default_dataset(records, paper_map_ids())
+                                                  or (maps or ids)[-1])
         if self.dataset.value != target:
             self.dataset.value = target  # triggers open_dataset
-        elif self.ds is None or self.dataset_id != target:
-            self.open_dataset(target)
+        elif self.ds is None or self.state.dataset != target:
+            self._guard(self.open_dataset, target)
 
     def open_dataset(self, rid: str | None) -> None:
         if not rid:
             return
-        ds = self._guard(self.datasets.open, rid)
-        if ds is None:
-            return
+        self._set_busy()
+        ds = self.datasets.open(rid)
         self.say("")
-        self.ds, self.dataset_id, self.tapped = ds, rid, None
-        multi = [str(d) for d in ds.dims if ds.sizes[d] > 1]
-        self._busy = True
+        model = model_of(ds)
+        self.ds, self.model = ds, model
+        sizes = {str(d): int(n) for d, n in ds.sizes.items()}
+        multi = logic.multi_dims(sizes)
+        x, y = logic.default_axes(sizes, model.param_names)
+        labels = [v for v in model.labels if v in ds.data_vars]
+        quantities = [v for v in model.quantities if v in ds.data_vars]
+        self._quiet = True
         try:
-            self.x.options, self.y.options = multi, multi
-            self.along.options = multi
-            prefer_x = [d for d in ("eps", "dT", "T", "dV") if d in multi]
-            x = prefer_x[0] if prefer_x else (multi[0] if multi else None)
-            rest = [d for d in multi if d != x]
-            prefer_y = [d for d in ("dV", "dT", "T", "eps") if d in rest]
-            y = prefer_y[0] if prefer_y else (rest[0] if rest else None)
-            self.x.value, self.y.value = x, y
-            self.along.value = x
+            self.x.options, self.y.options, self.along.options = multi, multi, multi
+            self.x.value, self.y.value, self.along.value = x, y, x
+            self.lens.options = labels
+            if labels:
+                self.lens.value = self.lens.value if self.lens.value in labels else labels[0]
+            self.shown.options = {"labels": "labels",
+                                  **{self._label(q): q for q in quantities}}
+            if self.shown.value not in ["labels", *quantities]:
+                self.shown.value = "labels"
+            if not labels and quantities:
+                self.shown.value = quantities[0]
         finally:
-            self._busy = False
+            self._quiet = False
+        self.state.param.update(dataset=rid, x=x, y=y, along=x, tapped=None, window=None,
+                                lens=self.lens.value or None, shown=self.shown.value)
+        self.draw_lines()
+        self._build_hover(labels, quantities)
         self.build_sliders()
-        self.draw()
+        self.request_draw(reset_range=True)
 
     def build_sliders(self) -> None:
         import panel as pn
 
         self.sliders = {}
-        items = []
-        if self.ds is None:
+        items: list[Any] = []
+        ds = self.ds
+        if ds is None:
             self.sliders_box.objects = []
             return
-        for d in self.ds.dims:
+        fixed_text = []
+        for d in ds.dims:
             d = str(d)
-            if d in (self.x.value, self.y.value):
+            if d in (self.state.x, self.state.y):
                 continue
-            values = [float(v) for v in np.asarray(self.ds[d].values)]
-            label = axis_label(d, self.ds[d].attrs)
+            values = [float(v) for v in np.asarray(ds[d].values)]
+            label = self._label(d)
             if len(values) == 1:
-                items.append(pn.pane.Markdown(f"{label} = {values[0]:g}", width=300))
+                fixed_text.append(f"{label.split(' [')[0]} = {values[0]:g}")
                 continue
-            slider = pn.widgets.DiscreteSlider(name=label, options=values,
-                                               value=values[len(values) // 2], width=290,
-                                               css_classes=[f"slider-{d}"])
-            slider.param.watch(self._on_view, "value")
+            old = self.state.fixed.get(d)
+            value = old if old in values else values[len(values) // 2]
+            slider = pn.widgets.DiscreteSlider(name=label, options=values, value=value,
+                                               width=290, css_classes=[f"slider-{d}"])
+            slider.param.watch(self._on_slider, "value")
             self.sliders[d] = slider
             items.append(slider)
+        for name in (self._m().param_names if self.model else ()):
+            if name not in ds.dims and name in ds.coords and ds[name].size == 1:
+                fixed_text.append(f"{self._label(name).split(' [')[0]} = "
+                                  f"{float(ds[name]):g}")
+        if fixed_text:
+            items.append(pn.pane.HTML("Fixed: " + ", ".join(fixed_text), width=300,
+                                      css_classes=["phasemap-fixed"]))
         self.sliders_box.objects = items
+        self.state.fixed = {d: float(s.value) for d, s in self.sliders.items()}
 
-    def _on_view(self, event) -> None:
-        if self._busy:
+    def _build_hover(self, labels: list[str], quantities: list[str]) -> None:
+        from bokeh.models import CustomJSHover
+
+        rows = [(self._label(self.state.x, html=True) if self.state.x else "x", "$x{custom}"),
+                (self._label(self.state.y, html=True) if self.state.y else "y", "$y{custom}")]
+        formatters = {"$x": self.formatters["xs"], "$y": self.formatters["ys"]}
+        for v in labels:
+            names = [logic.legend_text(f) for f in self._m().output(v).flags]
+            key = f"label-{v}"
+            if key not in self.formatters:
+                self.formatters[key] = CustomJSHover(args={"names": names}, code=_LABEL)
+            else:
+                self.formatters[key].args = {"names": names}
+            rows.append((v, f"@{{{v}}}{{custom}}"))
+            formatters[f"@{{{v}}}"] = self.formatters[key]
+        for q in quantities:
+            rows.append((self._label(q, html=True), f"@{{{q}}}{{custom}}"))
+            formatters[f"@{{{q}}}"] = self.formatters["exact"]
+        html = "".join(f'<div class="pm-row"><span class="pm-name">{name}</span>: '
+                       f'<span class="pm-value">{ref}</span></div>' for name, ref in rows)
+        tooltips = f'<div class="phasemap-tip">{html}</div>'
+
+        def apply() -> None:
+            self.hover.formatters = formatters
+            self.hover.tooltips = tooltips
+
+        self._apply(apply)
+
+    # --- events ----------------------------------------------------------------------------
+    def _on_axis(self, which: str) -> None:
+        if self._quiet:
             return
-        if event.obj in (self.x, self.y):
-            if self.x.value == self.y.value:
-                others = [o for o in self.x.options if o != event.new]
-                self._busy = True
-                try:
-                    if event.obj is self.x and others:
-                        self.y.value = others[0]
-                    elif others:
-                        self.x.value = others[0]
-                finally:
-                    self._busy = False
-            self.build_sliders()
-        self.draw()
-
-    # --- the map ---------------------------------------------------------------------------
-    def selection(self) -> dict[str, float]:
-        return {d: float(s.value) for d, s in self.sliders.items()}
-
-    def read_plane(self, variables: list[str], limit: int) -> xr.Dataset:
-        """``variables`` on the plane on screen, read from the store; every k-th point when
-        the plane has more than ``limit`` points."""
-        from ..plot.boundaries import select
-
-        ds, x, y = self.ds, self.x.value, self.y.value
-        plane = select(ds[[v for v in variables if v in ds]], [y, x], self.selection())
-        strides = _strides(plane, (y, x), limit)
-        if any(k > 1 for k in strides.values()):
-            plane = plane.isel({d: slice(None, None, k) for d, k in strides.items()})
-        return plane.compute()
-
-    def draw(self) -> None:
-        self._guard(self._draw)
-
-    def _draw(self) -> None:
-        import holoviews as hv
-
-        from ..plot import phase_map, value_map
-
-        if self.ds is None or not self.x.value or not self.y.value:
-            self.map_pane.object = None
-            self.status.object = ("This dataset has fewer than two dimensions with several "
-                                  "values: see the line plot." if self.ds is not None else "")
-            self.draw_lines()
-            return
-        x, y, lens = self.x.value, self.y.value, self.lens.value
-        # the map's own variable at full resolution (datashader reduces it when it is larger
-        # than the screen), everything else only as dense as the hover layer needs
-        shown = lens if self.shown.value == "labels" else self.shown.value
-        plane = self.read_plane([shown], MAX_PLANE_POINTS)
-        cells = self.ds.sizes[x] * self.ds.sizes[y]
-        exact_hover = cells <= MAX_HOVER_CELLS
-        # every grid point of the plane for the tooltip, or none (then read per pointer move)
-        self.plane = (self.read_plane(["regime", "machine", *SHOWN], cells)
-                      if exact_hover else None)
-        thresholds = bool(self.thresholds.value)
-        if self.shown.value == "labels":
-            overlay = phase_map(plane, x, y, lens=lens, thresholds=thresholds,
-                                width=MAP_WIDTH, height=MAP_HEIGHT)
-        else:
-            overlay = value_map(plane, self.shown.value, x, y, thresholds=thresholds,
-                                width=MAP_WIDTH, height=MAP_HEIGHT)
-        plot_opts = overlay.opts.get("plot", backend="bokeh").kwargs
-        if exact_hover:
-            hover = hover_layer(self.plane, x, y, lens)
-            self.pointer = None
-            self.hover_info.visible = False
-        else:
-            hover = pointer_layer(np.asarray(self.ds[x].values), np.asarray(self.ds[y].values),
-                                  x, y)
-            self.pointer = hv.streams.PointerXY(source=hover)
-            self.pointer.add_subscriber(self._on_pointer)
-            self.hover_info.visible = True
-            self.hover_info.object = "Move the cursor over the map to read its grid point."
-        self.tap = hv.streams.Tap(source=hover, transient=True)
-        self.tap.add_subscriber(self._on_tap)
-        overlay = hv.Overlay([*_without_hover(overlay), hover]).opts(**plot_opts,
-                                                                     backend="bokeh")
-        self.map_pane.object = overlay
-        fixed = ", ".join(f"{d}={v:g}" for d, v in self.selection().items())
-        what = f"{lens} map" if self.shown.value == "labels" else f"map of {self.shown.value}"
-        self.status.object = (f"**{self.dataset_id}** — {what} over {x} × {y} "
-                              f"({plane.sizes[x]} × {plane.sizes[y]})"
-                              f"{'; ' + fixed if fixed else ''}")
+        x, y = logic.swap_if_equal(self.x.value, self.y.value, which, self.x.options)
+        self._quiet = True
+        try:
+            self.x.value, self.y.value = x, y
+        finally:
+            self._quiet = False
+        self.state.param.update(x=x, y=y, tapped=None, window=None)
         self.draw_lines()
+        if self.ds is not None and self.model is not None:
+            self._build_hover([v for v in self._m().labels if v in self.ds],
+                              [v for v in self._m().quantities if v in self.ds])
+        self.build_sliders()
+        self.request_draw(reset_range=True)
+
+    def _on_slider(self, event) -> None:
+        self.state.fixed = {d: float(s.value) for d, s in self.sliders.items()}
+        self.request_draw()
+
+    def _on_style(self) -> None:
+        if self._quiet:
+            return
+        self.state.param.update(lens=self.lens.value or None, shown=self.shown.value,
+                                thresholds=bool(self.thresholds.value))
+        self.request_draw(style_only=True)
+
+    def _on_ranges(self, event) -> None:
+        if None in (event.x0, event.x1, event.y0, event.y1):
+            return
+        self.state.window = ((event.x0, event.x1), (event.y0, event.y1))
+        self.request_draw(window_only=True)
+
+    def _on_tap(self, event) -> None:
+        view, plane = self.view, self.plane
+        if view is None or plane is None or event.x is None or event.y is None:
+            return
+        ix, iy = view.ax.stored_index(event.x), view.ay.stored_index(event.y)
+        self.state.tapped = {self.state.x: float(plane.xs[ix]),
+                             self.state.y: float(plane.ys[iy])}
+        point = self.state.tapped
+        self.tap_source.data = {"x": [point[self.state.x]], "y": [point[self.state.y]]}
+        self._guard(self.draw_lines)
+
+    # --- drawing -------------------------------------------------------------------------------
+    def _set_busy(self) -> None:
+        def apply() -> None:
+            self._title_model.text = "updating…"
+            self.image.glyph.global_alpha = 0.35
+
+        self._apply(apply)
+
+    def request_draw(self, reset_range: bool = False, style_only: bool = False,
+                     window_only: bool = False) -> None:
+        """Redraw for the current state; requests that arrive while one is being drawn are
+        folded into one more draw of the latest state."""
+        self._wanted += 1
+        self._set_busy()
+        while True:
+            if not self._lock.acquire(blocking=False):
+                return  # the thread drawing now will draw the latest state afterwards
+            try:
+                while self._drawn < self._wanted:
+                    target = self._wanted
+                    if self._guard(self._draw, reset_range, style_only, window_only,
+                                   target) is None:
+                        self._apply(partial(self._failed, target))
+                    reset_range = style_only = window_only = False
+                    self._drawn = max(self._drawn, target)
+            finally:
+                self._lock.release()
+            if self._drawn >= self._wanted:
+                return
+
+    def _draw(self, reset_range: bool, style_only: bool, window_only: bool,
+              serial: int) -> bool:
+        """Draw the current state as view number ``serial``; True once it is sent."""
+        st, ds, model = self.state, self.ds, self.model
+        if ds is None or model is None:
+            return True
+        if not st.x or not st.y:
+            self._apply(partial(self._clear_map, serial))
+            self.status.object = ("This dataset has fewer than two dimensions with several "
+                                  "values: see the line plot.")
+            self.line_fig.visible = True
+            self.draw_lines()
+            return True
+        key = (st.dataset, st.x, st.y, tuple(sorted(st.fixed.items())))
+        x, y, fixed = st.x, st.y, dict(st.fixed)
+        plane = PLANES.get(key, lambda: read_plane(ds, model, x, y, fixed))
+        new_plane = plane is not self.plane
+        if style_only and not new_plane and self.view is not None:
+            view = self.view
+        elif window_only and not new_plane and self.view is not None and \
+                covers(self.view, plane, st.window):
+            view = self.view  # every stored point of the new window is already there
+        else:
+            view = make_view(plane, None if reset_range else st.window)
+        shown = st.lens if st.shown == "labels" else st.shown
+        if shown is None or shown not in plane.arrays:
+            shown = next(iter(plane.arrays))
+        is_label = model.output(shown).is_label
+        if is_label:
+            flags = model.output(shown).flags
+            present, _ = logic.present_codes(view.data[shown][0], len(flags))
+            from ..plot.colors import LABEL_COLORS
+
+            palette = [LABEL_COLORS.get(f, "#777777") for f in flags]
+            low, high = -0.5, len(flags) - 0.5
+        else:
+            out = model.output(shown)
+            low, high = logic.color_limits(plane.arrays[shown], out.signed)
+            palette = list(DIVERGING) if out.signed else _sequential()
+            present, flags = [], ()
+        curves = self._thresholds(plane, key) if st.thresholds else []
+        legend = self._legend_html(shown, is_label, flags, present, plane, curves)
+        title = self._title(shown)
+        tapped = st.tapped
+        send = view is not self.view
+
+        def apply() -> None:
+            if not window_only or new_plane:
+                if reset_range:
+                    for rng, a in ((self.fig.x_range, view.ax), (self.fig.y_range, view.ay)):
+                        rng.update(start=a.lo, end=a.hi, reset_start=a.lo, reset_end=a.hi)
+                    self.fig.xaxis.axis_label = self._label(x)
+                    self.fig.yaxis.axis_label = self._label(y)
+            if send:
+                self.image.glyph.image = "masked"
+                self.source.data = view.data
+            self.image.glyph.image = shown
+            self.mapper.update(palette=palette, low=low, high=high,
+                               low_color=logic.MASK_COLOR if is_label else None)
+            self.colorbar.visible = not is_label
+            self.colorbar.title = "" if is_label else self._label(shown)
+            self._set_curves(curves)
+            if tapped is None:
+                self.tap_source.data = {"x": [], "y": []}
+            self._title_model.text = title
+            self.image.glyph.global_alpha = 1.0
+            self.fig.tags = [serial]
+
+        self.plane, self.view = plane, view
+        self._apply(apply)
+        self.legend.object = legend
+        self.status.object = self._status_html(shown)
+        self._update_exports(shown)
+        if new_plane and tapped is not None:
+            self.draw_lines()
+        return True
+
+    def _failed(self, serial: int) -> None:
+        """A view that could not be drawn: say so on the map (the message says why)."""
+        self._title_model.text = "not redrawn: see the message on the left"
+        self.image.glyph.global_alpha = 0.35
+        self.fig.tags = [serial]
+
+    def _clear_map(self, serial: int) -> None:
+        self.image.glyph.image = "masked"
+        self.source.data = {"masked": [], "x": [], "y": [], "dw": [], "dh": [], "xs": [],
+                            "ys": []}
+        self.fig.tags = [serial]
+        self._title_model.text = ""
+        self.image.glyph.global_alpha = 1.0
+
+    def _threshold_names(self, plane: Plane) -> list[str]:
+        model = self._m()
+        return [q for q in model.quantities if model.output(q).signed
+                and q in plane.arrays][:len(DASHES) - 1]
+
+    def _thresholds(self, plane: Plane, key: tuple) -> list[tuple[str, list[np.ndarray]]]:
+        """Sign-change curves of the model's first signed quantities known for ``plane``
+        (cached on it). Missing ones are traced in the background and drawn when ready, so
+        the map never waits for root finding."""
+        names = self._threshold_names(plane)
+        missing = [q for q in names if q not in plane.thresholds]
+        if missing:
+            ds, x, y, fixed = self.ds, self.state.x, self.state.y, dict(self.state.fixed)
+            threading.Thread(target=self._trace, args=(plane, ds, x, y, fixed, missing),
+                             daemon=True, name="phasemap-thresholds").start()
+        return [(q, plane.thresholds[q]) for q in names if q in plane.thresholds]
+
+    def _trace(self, plane, ds, x, y, fixed, names) -> None:
+        from ..plot.boundaries import threshold_lines
+
+        with _TRACE_LOCK:
+            for q in names:
+                if q in plane.thresholds:
+                    continue
+                try:
+                    plane.thresholds[q] = threshold_lines(
+                        ds, x, y, q, along=y, num=min(201, plane.xs.size), **fixed)
+                except Exception:  # a curve that cannot be traced is left out, not fatal
+                    traceback.print_exc()
+                    plane.thresholds[q] = []
+        if self.plane is not plane or not self.state.thresholds or plane is None:
+            return
+        curves = [(q, plane.thresholds[q]) for q in self._threshold_names(plane)
+                  if q in plane.thresholds]
+
+        def apply() -> None:
+            self._set_curves(curves)
+
+        self._apply(apply)
+        st = self.state
+        shown = st.lens if st.shown == "labels" else st.shown
+        if shown is not None and shown in plane.arrays:
+            out = self._m().output(shown)
+            view = self.view
+            present = logic.present_codes(view.data[shown][0], len(out.flags))[0] \
+                if out.is_label and view is not None else []
+            self.legend.object = self._legend_html(shown, out.is_label, out.flags, present,
+                                                   plane, curves)
+
+    def _set_curves(self, curves) -> None:
+        for i, src in enumerate(self.threshold_sources):
+            lines = curves[i][1] if i < len(curves) else []
+            src.data = {"xs": [seg[:, 0] for seg in lines],
+                        "ys": [seg[:, 1] for seg in lines]}
+
+    def _title(self, shown: str) -> str:
+        parts = [f"{self._label(d).split(' [')[0]} = {v:g}" for d, v in self.state.fixed.items()]
+        rec = self._records.get(self.state.dataset or "", {})
+        fixed = logic.fixed_parameters(rec)
+        head = (rec.get("spec") or {}).get("name") or self.state.dataset
+        what = shown if self.model and self._m().output(shown).is_label else \
+            self._label(shown).split(" [")[0]
+        text = f"{head}: {what}"
+        rest = ", ".join([*parts, *([fixed] if fixed else [])])
+        return f"{text} ({rest})" if rest else text
+
+    def _status_html(self, shown: str) -> str:
+        st = self.state
+        rec = self._records.get(st.dataset or "", {})
+        fixed = ", ".join(f"{d}={v:g}" for d, v in st.fixed.items())
+        params = logic.fixed_parameters(rec)
+        what = f"{shown} map" if self._m().output(shown).is_label else f"map of {shown}"
+        n = (self.plane.xs.size, self.plane.ys.size) if self.plane is not None else (0, 0)
+        return (f"<b>{st.dataset}</b> — {what} over {st.x} × {st.y} ({n[0]} × {n[1]})"
+                f"{'; ' + fixed if fixed else ''}"
+                f"{'<br>fixed: ' + params if params else ''}")
+
+    def _legend_html(self, shown, is_label, flags, present, plane, curves) -> str:
+        from ..plot.colors import LABEL_COLORS
+
+        rows = []
+        if is_label:
+            rows.append(f"<b>{shown}</b>")
+            for c in present:
+                color = LABEL_COLORS.get(flags[c], "#777777")
+                rows.append(f'<div class="pm-label" data-label="{flags[c]}">'
+                            f'<span style="display:inline-block;width:14px;height:14px;'
+                            f'background:{color};border:1px solid #555;margin-right:6px">'
+                            f'</span>{logic.legend_text(flags[c])}</div>')
+        if plane.invalid.any():
+            rows.append(f'<div class="pm-masked"><span style="display:inline-block;'
+                        f'width:14px;height:14px;background:{logic.MASK_COLOR};'
+                        f'border:1px solid #555;margin-right:6px"></span>'
+                        f'outside the model\'s domain ({logic.domain_text(self._m())})</div>')
+        for (q, lines), dash in zip(curves, DASHES, strict=False):
+            if lines:
+                rows.append(f'<div class="pm-curve">{dash} line: '
+                            f'{self._label(q, html=True).split(" [")[0]} = 0</div>')
+        return "".join(rows)
 
     # --- clicking: the line plot ------------------------------------------------------------
-    def _grid_point(self, x: float, y: float) -> dict[str, float]:
-        """The stored grid point nearest to map position (``x``, ``y``), sliders included."""
-        px, py = self.x.value, self.y.value
-        cx = np.asarray(self.ds[px].values)
-        cy = np.asarray(self.ds[py].values)
-        return {px: float(cx[np.argmin(np.abs(cx - x))]),
-                py: float(cy[np.argmin(np.abs(cy - y))])}
-
-    def _on_tap(self, x=None, y=None, **_) -> None:
-        if x is None or y is None or self.ds is None:
-            return
-        self.tapped = self._grid_point(x, y)
-        self.draw_lines()
-
-    def _on_pointer(self, x=None, y=None, **_) -> None:
-        """Large planes: the exact stored point under the cursor, read on the server."""
-        if x is None or y is None or self.ds is None:
-            return
-        self._guard(self._show_pointer, x, y)
-
-    def _show_pointer(self, x: float, y: float) -> None:
-        from ..query import point_record
-
-        point = {**self.selection(), **self._grid_point(x, y)}
-        for d in self.ds.dims:
-            point.setdefault(str(d), float(self.ds[d].values[0]))
-        record = point_record(self.ds, point)
-        self.hover_info.object = "**Under the cursor** " + ", ".join(
-            f"{k} = {v:.7g}" if isinstance(v, float) else f"{k}: {v}"
-            for k, v in record.items())
-
-    def draw_lines(self) -> None:
-        self._guard(self._draw_lines)
-
-    def _draw_lines(self) -> None:
-        from ..plot import line_plot
-        from ..plot.boundaries import select
-        from ..query import point_record
-
-        if self.ds is None or not self.along.value:
-            self.line_pane.object = None
-            return
-        along = self.along.value
-        point = self._current_point()
-        if point is None:
-            self.line_pane.object = None
-            self.point_info.object = ("Click a point of the map to draw the lines along "
-                                      f"{along} through it.")
-            return
-        sel = {d: v for d, v in point.items() if d != along}
-        line = select(self.ds, [along], sel).compute()
-        variables = [v for v in ("J_L", "Q_L", "Q_R", "s") if v in line]
-        self.line_pane.object = line_plot(line, along, variables=variables,
-                                          lens=self.lens.value, width=360, height=230)
-        record = point_record(self.ds, point)
-        text = ", ".join(f"{k} = {v:.6g}" if isinstance(v, float) else f"{k}: {v}"
-                         for k, v in record.items())
-        self.point_info.object = f"**Point** {text}"
-
-    def _current_point(self) -> dict[str, float] | None:
-        """Every multi-valued dim at the clicked point / sliders (None before any click when
-        there is a map to click)."""
-        ds = self.ds
-        multi = [str(d) for d in ds.dims if ds.sizes[d] > 1]
-        point = dict(self.selection())
-        if self.x.value and self.y.value:
-            if self.tapped is None:
+    def _point(self) -> dict[str, float] | None:
+        """Every dimension's value at the clicked point (None before any click on a map)."""
+        st, ds = self.state, self._d()
+        point = dict(st.fixed)
+        if len(logic.multi_dims({str(d): n for d, n in ds.sizes.items()})) >= 2:
+            if st.tapped is None or not st.x or not st.y:
                 return None
-            point.update(self.tapped)
-        for d in multi:
+            point.update(st.tapped)
+        for d in ds.dims:
+            d = str(d)
             if d not in point:
                 values = np.asarray(ds[d].values)
                 point[d] = float(values[len(values) // 2])
-        for d in ds.dims:
-            if ds.sizes[d] == 1:
-                point[str(d)] = float(ds[d].values[0])
         return point
 
+    def draw_lines(self) -> None:
+        ds, model = self.ds, self.model
+        along = self.along.value
+        if ds is None or model is None or not along:
+            return
+        point = self._point()
+        if point is None:
+            self._apply(self._hide_lines)
+            self.point_info.object = ("Click a point of the map to draw the lines along "
+                                      f"{along} through it.")
+            return
+        index = {d: int(np.argmin(np.abs(np.asarray(ds[d].values, dtype=float) - v)))
+                 for d, v in point.items() if d != along and d in ds.dims}
+        names = [q for q in model.quantities if model.output(q).signed and q in ds]
+        line = ds[[*names, *[v for v in model.labels if v in ds]]].isel(index).compute()
+        xs = np.asarray(line[along].values, dtype=np.float64)
+        at = point[along]
+        k = int(np.argmin(np.abs(xs - at)))
+        marks: dict[str, list] = {"x": [], "y": [], "color": []}
+        series = {}
+        for i, q in enumerate(names):
+            ys = np.asarray(line[q].values, dtype=np.float64)
+            series[q] = (ys, LINE_COLORS[i % len(LINE_COLORS)])
+            marks["x"].append(float(xs[k]))
+            marks["y"].append(float(ys[k]))
+            marks["color"].append(LINE_COLORS[i % len(LINE_COLORS)])
+        record = {d: point[d] for d in point}
+        values = {q: float(line[q].values[k]) for q in names}
+        labels = {v: int(line[v].values[k]) for v in model.labels if v in line}
+
+        def apply() -> None:
+            from bokeh.models import ColumnDataSource
+
+            lf = self.line_fig
+            for q in list(self.line_renderers):
+                self.line_renderers[q].visible = q in series
+            for q, (ys, color) in series.items():
+                r = self.line_renderers.get(q)
+                if r is None:
+                    src = ColumnDataSource(data={"x": xs, "y": ys})
+                    r = lf.line("x", "y", source=src, line_width=2, color=color,
+                                legend_label=self._label(q))
+                    self.line_renderers[q] = r
+                else:
+                    r.data_source.data = {"x": xs, "y": ys}
+            lf.xaxis.axis_label = self._label(along)
+            self.crosshair.location = float(xs[k])
+            self.crosshair.visible = True
+            self.line_marks.data = marks
+            lf_title: Any = lf.title
+            lf_title.text = f"along {self._label(along).split(' [')[0]} through the clicked " \
+                            "point"
+            lf.visible = True
+            lf.tags = [int(lf.tags[0]) + 1 if lf.tags else 1]  # line plots drawn (tests)
+
+        self._apply(apply)
+        parts = [f"{self._label(d, html=True).split(' [')[0]} = {v:.6g}"
+                 for d, v in record.items()]
+        parts += [f"{self._label(q, html=True).split(' [')[0]} = {v:.6g}"
+                  for q, v in values.items()]
+        for v, c in labels.items():
+            flags = model.output(v).flags
+            parts.append(f"{v}: {logic.legend_text(flags[c]) if 0 <= c < len(flags) else '-'}")
+        self.point_info.object = "<b>Point</b> " + ", ".join(parts)
+
+    def _hide_lines(self) -> None:
+        self.line_fig.visible = False
+        self.crosshair.visible = False
+        self.tap_source.data = {"x": [], "y": []}
+
+    # --- exports ----------------------------------------------------------------------------
+    def _export_widgets(self):
+        import panel as pn
+
+        self.export_files = {}
+        for fmt in ("png", "svg", "pdf", "csv"):
+            self.export_files[fmt] = pn.widgets.FileDownload(
+                callback=self._export_callback(fmt), filename=f"phasemap-view.{fmt}",
+                label=fmt.upper(), width=66, button_type="light", embed=False)
+        self.netcdf_link = pn.pane.HTML("", width=300, css_classes=["phasemap-netcdf"])
+        return pn.Column(pn.pane.Markdown("Export the view / the slice:", width=300),
+                         pn.Row(*self.export_files.values()), self.netcdf_link, width=320)
+
+    def _export_callback(self, fmt: str):
+        def make():
+            data = self._guard(self.export_bytes, fmt)
+            return io.BytesIO(data or b"")
+
+        return make
+
+    def _update_exports(self, shown: str) -> None:
+        st = self.state
+        if not st.dataset:
+            return
+        url = logic.slice_query(st.dataset, st.fixed, "netcdf")
+        self.netcdf_link.object = f'<a href="{url}" download>NetCDF of the slice</a>'
+        for fmt, widget in self.export_files.items():
+            widget.filename = f"{st.dataset}-{shown}-{st.x}-{st.y}.{fmt}"
+
+    def export_bytes(self, fmt: str) -> bytes:
+        """The current view as PNG/SVG/PDF (matplotlib) or the plane as CSV."""
+        if self.plane is None or self.view is None:
+            raise ParameterError("export", fmt, "a map on screen")
+        st = self.state
+        if fmt == "csv":
+            sub = self._d().sel({d: v for d, v in st.fixed.items()}, method="nearest")
+            frame = sub[[v for v in self._m().outputs if v in sub]].compute().to_dataframe()
+            for v in self._m().labels:
+                if v in frame:
+                    flags = self._m().output(v).flags
+                    frame[f"{v}_label"] = [flags[c] if 0 <= c < len(flags) else ""
+                                           for c in frame[v].to_numpy()]
+            return frame.to_csv().encode()
+        shown = st.lens if st.shown == "labels" else st.shown
+        if shown is None or st.x is None or st.y is None:
+            raise ParameterError("export", fmt, "a map on screen")
+        return render_view(self.view, self._m(), shown, self._label(st.x),
+                           self._label(st.y), self._label(shown), self._title(shown), fmt)
+
     # --- the new-grid form --------------------------------------------------------------------
+    def _build_form(self) -> None:
+        import panel as pn
+
+        from ..models import get_model
+
+        model = get_model(self.form_model.value)
+        self.form_inputs = {}
+        for f in logic.form_fields(model):
+            self.form_inputs[f.name] = pn.widgets.TextInput(
+                name=f.label, value="", placeholder=f"{f.default:g}", description=f.help,
+                width=145)
+        self.form_box.objects = list(self.form_inputs.values())
+
     def form_spec(self) -> GridSpec:
         """The form as a grid spec, through the one validation path."""
-        axes: dict[str, Any] = {}
-        params: dict[str, float] = {}
-        for name, widget in self.form_inputs.items():
-            text = (widget.value or "").strip()
-            if not text:
-                continue
-            try:
-                if ":" in text:
-                    start, stop, num = (p.strip() for p in text.split(":"))
-                    axes[name] = {"start": float(start), "stop": float(stop), "num": int(num)}
-                elif "," in text:
-                    axes[name] = [float(p) for p in text.split(",") if p.strip()]
-                else:
-                    params[name] = float(text)
-            except ValueError:
-                raise ParameterError(name, text, "a number, start:stop:num or a list "
-                                                 "a, b, c") from None
-        spec: dict[str, Any] = {"model": "single_level", "params": params, "axes": axes}
-        if self.form_name.value.strip():
-            spec["name"] = self.form_name.value.strip()
+        from ..models import get_model
+        from .limits import spec_from_request
+
+        model = get_model(self.form_model.value)
+        texts = {name: widget.value for name, widget in self.form_inputs.items()}
         # the same limits as POST /api/grids, counted before any axis is built
-        return spec_from_request(spec, max_points=self.config.max_grid_points,
+        return spec_from_request(logic.parse_form(model, texts, self.form_name.value or ""),
+                                 max_points=self.config.max_grid_points,
                                  max_chunk_points=self.config.max_chunk_points)
 
     def submit(self) -> None:
@@ -617,3 +1085,81 @@ class Explorer:
             if job.status == "done":
                 self.form_progress.value = 100
                 self.load_list(select=job.id)
+
+
+def _on_event_loop() -> bool:
+    """Whether this thread runs the (Bokeh server's) asyncio event loop."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _sequential() -> list[str]:
+    from bokeh import palettes
+
+    return list(getattr(palettes, SEQUENTIAL))
+
+
+def _model_names() -> list[str]:
+    from ..models import available_models
+
+    return list(available_models())
+
+
+def _default_model() -> str:
+    names = _model_names()
+    return "single_level" if "single_level" in names else names[0]
+
+
+def render_view(view: View, model: Model, shown: str, xlabel: str, ylabel: str,
+                zlabel: str, title: str, fmt: str) -> bytes:
+    """The view on screen as a PNG, SVG or PDF file (matplotlib, same colours and mask)."""
+    if fmt not in ("png", "svg", "pdf"):
+        raise ParameterError("format", fmt, "png, svg or pdf")
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    from ..plot.colors import LABEL_COLORS
+
+    out = model.output(shown)
+    values = np.asarray(view.data[shown][0], dtype=np.float64)
+    masked = np.asarray(view.data["masked"][0]).astype(bool)
+    extent = (view.ax.lo, view.ax.hi, view.ay.lo, view.ay.hi)
+    fig = Figure(figsize=(8.5, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    cmap: Any
+    if out.is_label:
+        cmap = ListedColormap([LABEL_COLORS.get(f, "#777777") for f in out.flags])
+        data = np.ma.masked_where(masked | (values < 0), values)
+        ax.imshow(data, origin="lower", extent=extent, aspect="auto", cmap=cmap,
+                  vmin=-0.5, vmax=len(out.flags) - 0.5, interpolation="nearest")
+        present, _ = logic.present_codes(values[~masked].astype(np.int64), len(out.flags))
+        handles = [Patch(color=LABEL_COLORS.get(out.flags[c], "#777777"),
+                         label=logic.legend_text(out.flags[c])) for c in present]
+        if masked.any():
+            handles.append(Patch(color=logic.MASK_COLOR, label="outside the model's domain"))
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  frameon=False, fontsize=8)
+    else:
+        low, high = logic.color_limits(values, out.signed)
+        cmap = ListedColormap(list(DIVERGING)) if out.signed else \
+            matplotlib.colormaps["viridis"]
+        image = ax.imshow(np.ma.masked_where(masked, values), origin="lower", extent=extent,
+                          aspect="auto", cmap=cmap, vmin=low, vmax=high,
+                          interpolation="nearest")
+        fig.colorbar(image, ax=ax, label=zlabel)
+    ax.set_facecolor(logic.MASK_COLOR)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=150)
+    return buf.getvalue()
