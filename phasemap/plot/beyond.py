@@ -171,7 +171,7 @@ def sweep_maps(ds: xr.Dataset, reference: xr.Dataset | None, dim: str | None,
         el = phase_map(plane, x, y, lens=lens, thresholds=False, title=title)
         if reference is not None:
             el = el * _changed_outline(label_changes(plane, reference, lens), x, y)
-        panels.append(el)
+        panels.append(_hv.style(el, title=title))
     return h.Layout(panels).cols(2)
 
 
@@ -190,7 +190,8 @@ def resonant_maps(data: Mapping[str, xr.Dataset]):
         ds = data[spec]
         ref = sequential_reference(ds)
         el = phase_map(ds, "eps", "dV", thresholds=False, title=f"Γ/T = {g:g}")
-        panels.append(el * _changed_outline(label_changes(ds, ref), "eps", "dV"))
+        el = el * _changed_outline(label_changes(ds, ref), "eps", "dV")
+        panels.append(_hv.style(el, title=f"Γ/T = {g:g}"))
     return h.Layout(panels).cols(2)
 
 
