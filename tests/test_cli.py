@@ -384,9 +384,10 @@ def test_cache_ls_piped_keeps_whole_names(tmp_path, runner):
     store = tmp_path / "store"
     invoke(runner, "compute", spec, "--store", store)
     lines = invoke(runner, "cache", "ls", "--store", store).stdout.splitlines()
-    assert lines[0].split("\t") == ["id", "name", "model", "shape", "points", "created"]
+    assert lines[0].split("\t") == ["id", "name", "model", "shape", "fixed", "points",
+                                     "created"]
     fields = lines[1].split("\t")
-    assert fields[1] == name and fields[3] == "eps:801 x T:2" and fields[4] == "1,602"
+    assert fields[1] == name and fields[3] == "eps:801 x T:2" and fields[5] == "1,602"
 
 
 # --- pipelines --------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 import phasemap
 from phasemap import GridSpec, ParameterError, RangeAxis
 from phasemap.errors import GridTooLargeError
+from phasemap.models import get_model
 
 SPEC = {
     "model": "single_level",
@@ -276,7 +277,8 @@ BIG = {"axes": {"eps": {"start": 0, "stop": 1, "num": 200},
 
 def _assert_size_message(err, points, limit):
     assert isinstance(err, GridTooLargeError)
-    nbytes = points * (6 * 8 + 2)                  # six float64 outputs and two int8 labels
+    model = get_model("single_level")             # every output: float64 quantities, int8 labels
+    nbytes = points * sum(model.dtype_of(o).itemsize for o in model.outputs)
     _assert_message(err, "grid", f"{points:,} points", f"{nbytes:,} bytes", f"{limit:,}",
                     "PHASEMAP_MAX_POINTS", "max_points")
 

@@ -41,7 +41,8 @@ def test_editing_physics_recompiles_the_model_kernels(tmp_path):
     assert list(pkg.glob("__pycache__/models*.nbi")), "the kernel was not cached"
     physics = pkg / "physics" / "single_level.py"
     text = physics.read_text()
-    old = "return eL * J, eR * J,"
+    old = "return (signed_product(J, eL), signed_product(J, eR),"
     assert old in text
-    physics.write_text(text.replace(old, "return 2.0 * eL * J, eR * J,"))
+    physics.write_text(text.replace(old, "return (2.0 * signed_product(J, eL), "
+                                         "signed_product(J, eR),"))
     assert _run(tmp_path) == 1.0  # models.py did not change; its cached kernel must not load

@@ -196,8 +196,9 @@ def test_exact_zeros_are_positive_zeros_and_need_no_fallback():
 
 def test_model_outputs_and_labels():
     m = get_model("resonant_level")
-    assert m.outputs == ("J_L", "Q_L", "Q_R", "P", "s", "noise_J", "fano", "tur", "regime",
-                         "machine")
+    assert m.outputs[:10] == ("J_L", "Q_L", "Q_R", "P", "s", "noise_J", "fano", "tur", "regime",
+                              "machine")
+    assert {"power", "eta", "cop", "merit_flag"} <= set(m.outputs)  # figures of merit
     eps = np.array([-15.0, -8.0, 0.0, 5.0, 15.0])
     out = m(eps=eps, T=7.5, dT=5.0, dV=5.0)
     direct = rl.currents(eps, 7.5, 5.0, 5.0, 0.0, 2.0, 2.0)

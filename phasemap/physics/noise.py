@@ -65,8 +65,11 @@ def single_level_noise(eps, T, dT, dV, mu=0.0, gamma_L=2.0, gamma_R=2.0) -> np.n
     eps, T, dT, dV, mu, gL, gR = (np.asarray(a, dtype=np.float64)
                                   for a in (eps, T, dT, dV, mu, gamma_L, gamma_R))
     TL, TR = T + 0.5 * dT, T - 0.5 * dT
-    fL, gLbar = _fermi_pair((eps - (mu + 0.5 * dV)) / TL)
-    fR, gRbar = _fermi_pair((eps - (mu - 0.5 * dV)) / TR)
+    with np.errstate(over="ignore"):  # |x| beyond 1e308 is an exact Fermi factor 0 or 1
+        xL = (eps - (mu + 0.5 * dV)) / TL
+        xR = (eps - (mu - 0.5 * dV)) / TR
+    fL, gLbar = _fermi_pair(xL)
+    fR, gRbar = _fermi_pair(xR)
     lo, hi = np.minimum(gL, gR), np.maximum(gL, gR)
     r = lo / hi
     gamma = lo / (1.0 + r)                  # gamma_L gamma_R / Gamma

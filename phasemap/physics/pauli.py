@@ -133,8 +133,9 @@ def dd_scale(a, c: float):
 
 
 def dd_div(a, b):
-    """``a / b`` for double-double numbers (relative error ~1e-31)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    """``a / b`` for double-double numbers (relative error ~1e-31); an overflowing quotient
+    is infinite, which the Fermi factors take as exactly 0 or 1."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         q1 = a[0] / b[0]
         p, e = _two_prod(q1, b[0])
         r = ((a[0] - p) - e + a[1]) - q1 * b[1]
