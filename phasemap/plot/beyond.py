@@ -234,6 +234,36 @@ def ccdd_maps(data: Mapping[str, xr.Dataset]):
     return h.Layout([a, b]).cols(2)
 
 
+def _region_outline(codes: xr.DataArray, code: int, x: str, y: str, color: str):
+    """Contour around the points whose label code is ``code``."""
+    h = _hv.hv()
+    from holoviews.operation import contours
+
+    mask = (codes == code).transpose(y, x).values.astype(np.float64)
+    img = h.Image((codes[x].values, codes[y].values, mask), kdims=[x, y])
+    return _hv.style(contours(img, levels=[0.5], filled=False), color=color,
+                     bokeh={"line_width": 2}, mpl={"linewidth": 1.4})
+
+
+def merit_maps(data: Mapping[str, xr.Dataset]):
+    """η/η_C where the point is a heat engine and COP/COP_C where it is a refrigerator, over
+    the paper's (ε, ΔV) map, with both regions outlined (docs/merit.md)."""
+    h = _hv.hv()
+    from ..regimes import MACHINE_LABELS
+
+    ds = data["maps_eps_dV"]
+    engine, fridge = (MACHINE_LABELS.index(n) for n in ("heat_engine", "refrigerator"))
+    panels = []
+    for var, title in (("eta_over_carnot", "η/η_C (heat engines)"),
+                       ("cop_over_carnot", "COP/COP_C (refrigerators)")):
+        vm = value_map(ds, var, "eps", "dV", cmap="viridis", title=title)
+        vm = vm.map(lambda el: _hv.style(el, clim=(0.0, 1.0)), [h.Image, h.QuadMesh])
+        el = (vm * _region_outline(ds["machine"], engine, "eps", "dV", "#C23B22")
+              * _region_outline(ds["machine"], fridge, "eps", "dV", "#1F4E9C"))
+        panels.append(_hv.style(el, title=title))
+    return h.Layout(panels).cols(2)
+
+
 # --- the figures `phasemap figures` writes (plot.figures.FIGURES) ---------------------------
 
 def _figure_defs() -> list:
@@ -255,7 +285,16 @@ def _figure_defs() -> list:
     def ccdd(data):
         return ccdd_maps(data), {}, findings(data)
 
+    def merit(data):
+        ds = data["maps_eps_dV"]
+        best = {v: float(np.nanmax(ds[v].values)) for v in ("eta_over_carnot",
+                                                            "cop_over_carnot")}
+        return merit_maps(data), {}, {"max": best}
+
     return [
+        FigureDef("map_merit_eps_dV", f"How good a machine: η/η_C and COP/COP_C over (ε, ΔV) "
+                  f"at T = {T:g}, ΔT = 5 (outlined: heat engines, red; refrigerators, blue)",
+                  ("maps_eps_dV",), merit),
         FigureDef("beyond_anderson", f"Beyond the paper: regimes of the Anderson level as U/T "
                   f"grows (T = {T:g}, ΔT = 5; outlined: labels that differ from the single "
                   "level)", ("beyond/anderson_eps_dV",), anderson),
