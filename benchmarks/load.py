@@ -123,7 +123,7 @@ def drive(url: str, make_request: Callable[[random.Random], tuple[str, dict]], *
 
 def reference_points(store_url: str, rid: str, coords: dict, n: int) -> dict:
     """The point reads of the ``point`` scenario in-process, without HTTP (one thread)."""
-    from phasemap.cli import point_record
+    from phasemap.query import point_record
     from phasemap.store import Store
 
     ds = Store(store_url).open(rid)

@@ -302,7 +302,7 @@ def bench_end_to_end(spec: dict, work: Path, repeat: int) -> tuple[Path, dict]:
 def bench_queries(store: Path, ctx: dict, repeat: int) -> None:
     import xarray as xr
 
-    from phasemap.cli import point_record
+    from phasemap.query import point_record
 
     spec = ctx["spec"]
     g = phasemap.GridSpec.from_dict(spec)

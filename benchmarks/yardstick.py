@@ -35,8 +35,11 @@ def _fused(eps, dV, T, dT, mu, gL, gR, J, QL, QR, P, s, p1, regime, machine):
         for j in range(dV.size):
             j_, ql, qr, pw, sv, occ = sl.point(eps[i], T, dT, dV[j], mu, gL, gR)
             J[i, j], QL[i, j], QR[i, j], P[i, j], s[i, j], p1[i, j] = j_, ql, qr, pw, sv, occ
-            regime[i, j] = regimes.regime_code(dT, dV[j], j_, ql, qr, pw)
-            machine[i, j] = regimes.machine_code(dT, dV[j], j_, ql, qr, pw)
+            sdT, sdV = regimes.sign(dT), regimes.sign(dV[j])
+            sJ, sQL, sQR, sP = regimes.sign(j_), regimes.sign(ql), regimes.sign(qr), \
+                regimes.sign(pw)
+            regime[i, j] = regimes.regime_rule(sdT, sdV, sJ, sQL, sQR, sP)
+            machine[i, j] = regimes.machine_rule(sdT, sdV, sJ, sQL, sQR, sP)
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
