@@ -30,6 +30,10 @@ FIGURES = [
     r"2-D slice, every output: .* ms \| naive Zarr",
     r"peak RSS computing .* GiB \| size of the grid's outputs",
     r"pauli per-point cost: .* ns/pt \| single_level per point",
+    r"points computed per point requested, 4-D survey .* Mpts \| points requested",
+    r"points computed per point requested, paper-like .* Mpts \| points requested",
+    r"points computed per point requested, 2-D map .* Mpts \| points requested",
+    r"scale-out: 2 worker processes: .* Mpts/s \| 1 worker process",
 ]
 
 
