@@ -106,6 +106,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         med = "-" if r["median_ms"] is None else f"{r['median_ms']:.0f}"
         p95 = "-" if r["p95_ms"] is None else f"{r['p95_ms']:.0f}"
+        med, p95 = (v.replace("inf", "timed out") for v in (med, p95))
         met = "-" if r["met"] is None else ("yes" if r["met"] else "no")
         out.append(f"| {r['interaction']} | {r['n']} | {med} | {p95} | "
                    f"{r['target_ms']:.0f} | {met} |")
@@ -123,8 +124,12 @@ class Bench:
     def serial(self) -> int:
         return int(self.page.evaluate(SERIAL))
 
-    def wait(self, cond: str, timeout: float = 120.0) -> float:
-        return float(self.page.evaluate(WAIT, [cond, timeout * 1000]))
+    #: How long a view may take to arrive before it counts as never arriving [s].
+    timeout = 120.0
+
+    def wait(self, cond: str, timeout: float | None = None) -> float:
+        wait_s = self.timeout if timeout is None else timeout
+        return float(self.page.evaluate(WAIT, [cond, wait_s * 1000]))
 
     def after_new_view(self, before: int) -> float:
         return self.wait(f"() => ({SERIAL})() > {before}")
@@ -181,6 +186,19 @@ def run(url: str, rids: dict[str, str], quick: bool, repeat: int) -> dict[str, l
     def note(what: str) -> None:
         print(f"  ... {what}", file=sys.stderr, flush=True)
 
+    def measure(key: str, fn) -> None:
+        """One timed interaction; a view that never arrives (the wait's own timeout) is
+        recorded as an infinite latency and reported, not a crash of the whole run."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:
+            samples[key].append(fn())
+        except PlaywrightError as exc:
+            if "timed out" not in str(exc):
+                raise
+            note(f"{key}: the new view never arrived (timed out)")
+            samples[key].append(float("inf"))
+
     with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
         context = p.chromium.launch_persistent_context(
             profile, executable_path=str(CHROMIUM), headless=True, args=FLAGS,
@@ -188,6 +206,7 @@ def run(url: str, rids: dict[str, str], quick: bool, repeat: int) -> dict[str, l
         try:
             page = context.new_page()
             b = Bench(page, url)
+            b.timeout = 30.0 if quick else 120.0
             note('samples["cold page load"]')
             samples["cold page load"].append(b.load(rids["four"]))
             note('for _ in range(max(2, repeat // 4)):')
@@ -205,7 +224,7 @@ def run(url: str, rids: dict[str, str], quick: bool, repeat: int) -> dict[str, l
             b.click(0)
             note('samples["slider')
             for k in range(repeat):
-                samples["slider step (4-D dataset)"].append(b.slider_step(k))
+                measure("slider step (4-D dataset)", lambda k=k: b.slider_step(k))
             note('labels = page.locator')
             labels = page.locator(".pm-shown select option").all_text_contents()
             quantities = [o for o in labels if o != "labels"]
@@ -217,7 +236,7 @@ def run(url: str, rids: dict[str, str], quick: bool, repeat: int) -> dict[str, l
                 samples["lens change"].append(b.lens("machine" if k % 2 == 0 else "regime"))
             note('samples["click')
             for k in range(repeat):
-                samples["click to line plot"].append(b.click(k + 1))  # not the warm-up's
+                measure("click to line plot", lambda k=k: b.click(k + 1))  # not the warm-up's
             note("warm-up: dataset switch and zoom")
             names0 = page.locator(".pm-dataset select option").all_text_contents()
             b.select("pm-dataset", next(n for n in names0 if n.startswith("latency 1e6")))

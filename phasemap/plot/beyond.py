@@ -250,16 +250,21 @@ def merit_maps(data: Mapping[str, xr.Dataset]):
     the paper's (ε, ΔV) map, with both regions outlined (docs/merit.md)."""
     h = _hv.hv()
     from ..regimes import MACHINE_LABELS
+    from .colors import color_of
 
     ds = data["maps_eps_dV"]
     engine, fridge = (MACHINE_LABELS.index(n) for n in ("heat_engine", "refrigerator"))
+    red, blue = color_of("heat_engine"), color_of("refrigerator")
+    style = ({"line_width": 2}, {"linewidth": 1.4})
     panels = []
     for var, title in (("eta_over_carnot", "η/η_C (heat engines)"),
                        ("cop_over_carnot", "COP/COP_C (refrigerators)")):
         vm = value_map(ds, var, "eps", "dV", cmap="viridis", title=title)
         vm = vm.map(lambda el: _hv.style(el, clim=(0.0, 1.0)), [h.Image, h.QuadMesh])
-        el = (vm * _region_outline(ds["machine"], engine, "eps", "dV", "#C23B22")
-              * _region_outline(ds["machine"], fridge, "eps", "dV", "#1F4E9C"))
+        el = (vm * _region_outline(ds["machine"], engine, "eps", "dV", red)
+              * _region_outline(ds["machine"], fridge, "eps", "dV", blue)
+              * _hv.legend_line("heat engines (outlined)", red, *style)
+              * _hv.legend_line("refrigerators (outlined)", blue, *style))
         panels.append(_hv.style(el, title=title))
     return h.Layout(panels).cols(2)
 
@@ -293,7 +298,7 @@ def _figure_defs() -> list:
 
     return [
         FigureDef("map_merit_eps_dV", f"How good a machine: η/η_C and COP/COP_C over (ε, ΔV) "
-                  f"at T = {T:g}, ΔT = 5 (outlined: heat engines, red; refrigerators, blue)",
+                  f"at T = {T:g}, ΔT = 5",
                   ("maps_eps_dV",), merit),
         FigureDef("beyond_anderson", f"Beyond the paper: regimes of the Anderson level as U/T "
                   f"grows (T = {T:g}, ΔT = 5; outlined: labels that differ from the single "
