@@ -292,7 +292,11 @@ def serve(config: ServiceConfig, *, precompute_paper: bool = True,
           compute: Callable[..., Any] | None = None,
           echo: Callable[[str], Any] | None = None) -> None:
     """Compute the paper's datasets if missing, then serve until interrupted."""
+    import faulthandler
+
     import uvicorn
+
+    faulthandler.enable()  # a crash in native code leaves its Python stack in the log
 
     echo = echo or functools.partial(print, file=sys.stderr)
     store = Store(config.store)
