@@ -82,6 +82,9 @@ from typing import Any
 
 import numpy as np
 
+from ._eft import two_prod as _two_prod
+from ._eft import two_sum as _two_sum
+
 TINY = 5e-324
 #: Mixed-sign sums cancelling below this fraction of their magnitude sum are refined.
 REFINE_RATIO = 1e-3
@@ -92,29 +95,9 @@ _NOEXP = np.int64(-(2 ** 40))  # exponent of an exact zero
 _LN2_HI = 0.6931471803691238
 _LN2_LO = 1.9082149292705877e-10
 _LOG2E = 1.4426950408889634
-_SPLIT = 134217729.0  # 2**27 + 1, Dekker's splitter
 
 
 # --- double-double arithmetic on arrays (Dekker / Knuth error-free transformations) --------
-
-def _two_sum(a, b):
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
-def _split(a):
-    c = _SPLIT * a
-    hi = c - (c - a)
-    return hi, a - hi
-
-
-def _two_prod(a, b):
-    p = a * b
-    ah, al = _split(a)
-    bh, bl = _split(b)
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
-
 
 def dd_add(a, b):
     """Sum of two double-double numbers ``(hi, lo)``."""

@@ -75,6 +75,9 @@ from fractions import Fraction
 
 import numpy as np
 
+from ._eft import two_prod
+from ._eft import two_sum as _two_sum
+
 OUTPUTS = ("J_L", "Q_L", "Q_R", "P", "s")
 
 #: ``psi(1/2 + U) ~ ln U + sum_k B[k] U^(-2k)``, ``B[k] = -B_2k(1/2)/(2k)
@@ -98,25 +101,11 @@ _MP_DIGITS = (30, 50, 100, 200, 400)
 # --- error-free transformations (vectorised) ------------------------------------------
 
 
-def _two_sum(a, b):
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
-def _split(a):
-    c = 134217729.0 * a  # 2^27 + 1
-    hi = c - (c - a)
-    return hi, a - hi
-
-
 def _two_prod(a, b):
-    """``a * b = p + e`` exactly (Dekker), for |a|, |b| well inside the float range."""
-    p = a * b
-    ah, al = _split(a)
-    bh, bl = _split(b)
+    """``a * b = p + e`` exactly (Dekker), for |a|, |b| well inside the float range; an
+    error term that overflows (inf - inf) is taken as 0."""
     with np.errstate(invalid="ignore"):
-        e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+        p, e = two_prod(a, b)
     return p, np.where(np.isfinite(e), e, 0.0)
 
 
