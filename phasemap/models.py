@@ -804,9 +804,10 @@ resonant_level = register(Model(
 # --- models on the generic Pauli engine ---------------------------------------------------
 
 
-def _two_lead_outputs(res, dT, dV) -> dict[str, np.ndarray]:
-    """``J_L, Q_L, Q_R, P, s`` of the leads (L, R) = (0, 1) of a Pauli result; ``P = dV J_L``
-    (energy conservation) signed from its factors."""
+def two_lead_outputs(res, dV) -> dict[str, np.ndarray]:
+    """``J_L, Q_L, Q_R, P, s`` of the leads (L, R) = (0, 1) of a Pauli result: the engine's
+    currents leave each reservoir, Q_R is the heat *entering* R, and ``P = dV J_L`` (energy
+    conservation) is signed from its factors, as the labels need."""
     J = res.particle_current[..., 0]
     return {"J_L": J, "Q_L": res.heat_current[..., 0],
             "Q_R": np.asarray(-res.heat_current[..., 1] + 0.0),
@@ -820,7 +821,7 @@ def _anderson_kernel(eps, U, T, dT, dV, mu, gamma_L, gamma_R) -> dict[str, np.nd
     eps, U, T, dT, dV, mu, gL, gR = np.broadcast_arrays(eps, U, T, dT, dV, mu, gamma_L,
                                                         gamma_R)
     res = _anderson.solve(eps, U, T, dT, dV, mu, gL, gR)
-    out = _two_lead_outputs(res, dT, dV)
+    out = two_lead_outputs(res, dV)
     out["n"] = _anderson.mean_charge(res.p)
     out.update(pauli_fluctuations(res, out["J_L"], out["s"]))
     out["regime"], out["machine"] = _classify(dT, dV, out["J_L"], out["Q_L"], out["Q_R"],
@@ -879,7 +880,7 @@ def _ccdd_kernel(eps, eps_G, U, T, dT, dV, mu, T_G, mu_G, gamma_L, gamma_R, gamm
                                gamma_G, gamma_L_U, gamma_R_U)
     res = _ccdd.solve(*args)
     T, dT, dV, T_G = args[3], args[4], args[5], args[7]
-    out = _two_lead_outputs(res, dT, dV)
+    out = two_lead_outputs(res, dV)
     out["Q_G"] = res.heat_current[..., 2]
     out.update(pauli_fluctuations(res, out["J_L"], out["s"], lead=0))
     out["regime"], out["machine"] = ccdd_labels(dT, dV, T, T_G, out["J_L"], out["Q_L"],

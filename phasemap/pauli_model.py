@@ -44,6 +44,7 @@ from .models import (
     Output,
     Parameter,
     Validity,
+    two_lead_outputs,
 )
 from .physics import pauli as engine
 
@@ -52,27 +53,6 @@ TWO_LEAD_PARAMETERS: tuple[Parameter, ...] = SINGLE_DOT_PARAMETERS
 LEADS = ("L", "R")
 #: The outputs of every two-terminal Pauli model, before its own and the two labels.
 CORE_OUTPUTS = ("J_L", "Q_L", "Q_R", "P", "s")
-
-
-def _signed_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a * b`` with the sign of its factors where it underflows; never -0.0."""
-    with np.errstate(invalid="ignore"):
-        prod = a * b
-        prod = np.where((prod == 0.0) & (a != 0.0) & (b != 0.0),
-                        np.copysign(5e-324, a) * np.sign(b), prod)
-    return np.asarray(prod + 0.0)
-
-
-def two_lead_outputs(result: engine.PauliResult, dV: np.ndarray) -> dict[str, np.ndarray]:
-    """J_L, Q_L, Q_R, P, s of leads (L, R) = (0, 1) of a Pauli result.
-
-    The engine's currents leave each reservoir; Q_R is the heat *entering* R, and
-    P = ΔV·J_L (energy conservation) is signed from its factors, as the labels need.
-    """
-    J = result.particle_current[..., 0]
-    return {"J_L": J, "Q_L": result.heat_current[..., 0],
-            "Q_R": np.asarray(-result.heat_current[..., 1] + 0.0),
-            "P": _signed_product(dV, J), "s": result.entropy_production}
 
 
 def pauli_model(name: str, *, version: str, description: str, charges: Sequence[int],
