@@ -177,10 +177,33 @@ def mean_and_noise(W_in, W_out, ii, jj, p, lead: int = 0, weight=None
         y[..., i] -= a_out[..., k] * p_j[..., k]
     y -= p * mean[..., None]
     A = generator(W_in, W_out, ii, jj, n) - p[..., :, None]
-    z = np.linalg.solve(A, y[..., None])[..., 0]
+    z = _solve(A, y)
     # 1^T L1 z = sum_k a_in z_i - a_out z_j
     corr = (a_in * z[..., ii]).sum(axis=-1) - (a_out * z[..., jj]).sum(axis=-1)
     return mean + 0.0, second - 2.0 * corr + 0.0
+
+
+def _solve(A: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``z`` with ``A z = y``, batched; least squares at points where ``A`` is singular.
+
+    ``A = L - p 1^T`` is singular where the chain has more than one closed class, which
+    happens only when rates round to exactly 0 (``T`` near 0: a state no rate enters or
+    leaves). ``y`` and the rates that read ``z`` vanish on the classes ``p`` does not
+    occupy, so any solution gives the same noise; least squares picks one.
+    """
+    try:
+        return np.linalg.solve(A, y[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        pass
+    n = y.shape[-1]
+    flat_A, flat_y = A.reshape(-1, n, n), y.reshape(-1, n)
+    z = np.empty_like(flat_y)
+    for k in range(flat_y.shape[0]):
+        try:
+            z[k] = np.linalg.solve(flat_A[k], flat_y[k])
+        except np.linalg.LinAlgError:
+            z[k] = np.linalg.lstsq(flat_A[k], flat_y[k], rcond=None)[0]
+    return z.reshape(y.shape)
 
 
 def noise(W_in, W_out, ii, jj, p, lead: int = 0, weight=None) -> np.ndarray:

@@ -123,7 +123,11 @@ def dd_div(a, b):
         p, e = _two_prod(q1, b[0])
         r = ((a[0] - p) - e + a[1]) - q1 * b[1]
         q2 = r / b[0]
-    return _two_sum(q1, q2)
+        s, e = _two_sum(q1, q2)
+    # beyond 2**996 Dekker's split overflows (NaN low parts); there the high part is all a
+    # Fermi factor needs (|x| > 1e299: exactly 0 or 1 in any range we represent)
+    huge = ~(np.abs(q1) < 2.0 ** 996)
+    return np.where(huge, q1, s), np.where(huge, 0.0, e)
 
 
 # --- extended-range numbers: value = m * 2**e, m a double, e an int64 -----------------------
@@ -166,7 +170,11 @@ def _to_float(a):
 
 def _exp_neg(t_hi, t_lo):
     """``exp(t)`` for ``t = t_hi + t_lo <= 0`` as an extended number (relative error ~1 ulp)."""
-    t_hi = np.maximum(t_hi, -2.0 ** 19)  # k * LN2_HI stays exact
+    # k * LN2_HI stays exact; where t_hi is clipped its low part (up to ~1e-16 |t_hi|, e.g.
+    # 1e284 at T ~ 1e-300) would overflow exp(r) and means nothing beside the clip
+    clipped = t_hi < -2.0 ** 19
+    t_hi = np.where(clipped, -2.0 ** 19, t_hi)
+    t_lo = np.where(clipped, 0.0, t_lo)
     k = np.round(t_hi * _LOG2E)
     r = ((t_hi - k * _LN2_HI) - k * _LN2_LO) + t_lo
     return _norm(np.exp(r), k.astype(np.int64))
