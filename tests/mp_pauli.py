@@ -76,6 +76,20 @@ def labels(dT, dV, J, QL, QR):
     return int(reg), int(mach)
 
 
+def label_mismatches(points, got, refs, dT_col: int, dV_col: int) -> list[tuple]:
+    """``(row, reference labels, engine labels)`` of every point whose labels differ from the
+    ones the exactly signed 60-digit reference values give (``points[:, dT_col]`` and
+    ``points[:, dV_col]`` hold dT and dV)."""
+    bad = []
+    for i, (row, ref) in enumerate(zip(points, refs, strict=True)):
+        vals = [to_float(ref[k]) for k in ("J_L", "Q_L", "Q_R")]
+        want = labels(row[dT_col], row[dV_col], *vals)
+        have = (int(got["regime"][i]), int(got["machine"][i]))
+        if want != have:
+            bad.append((tuple(row), want, have))
+    return bad
+
+
 def leads(T, dT, dV, mu):
     M = mp.mpf
     return ([M(mu) + M(dV) / 2, M(mu) - M(dV) / 2], [M(T) + M(dT) / 2, M(T) - M(dT) / 2])

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from phasemap.models import get_model
-from phasemap.physics import fcs
+from phasemap.physics import fcs, pauli
 from phasemap.physics.noise import (
     fano,
     fluctuation_outputs,
@@ -164,7 +164,7 @@ def test_fluctuation_outputs():
     assert out["tur"][0] == 3.0 and np.isnan(out["tur"][1]) and out["tur"][2] == 3.0
 
 
-def test_transition_rates_of_the_anderson_dot_at_U_zero_double_the_single_level():
+def test_noise_of_the_anderson_dot_at_U_zero_doubles_the_single_level():
     """Spin-degenerate level at U = 0: two independent channels, so J and S are exactly
     twice the single level's (physics-beyond section 1), whatever the rates."""
     rng = np.random.default_rng(21)
@@ -178,8 +178,11 @@ def test_transition_rates_of_the_anderson_dot_at_U_zero_double_the_single_level(
         gamma[:, 0, i, j], gamma[:, 1, i, j] = gL, gR
     mu = np.stack([dV / 2, -dV / 2], axis=-1)
     temps = np.stack([T + dT / 2, T - dT / 2], axis=-1)
-    W_in, W_out, ii, jj, heat = fcs.transition_rates(energies, [0, 1, 1, 2], gamma, mu, temps)
+    res = pauli.solve(energies, [0, 1, 1, 2], gamma, mu, temps)  # the engine's rates
+    W_in, W_out, ii, jj = res.W_in, res.W_out, res.ii, res.jj
+    heat = (energies[:, jj] - energies[:, ii])[:, None, :] - mu[:, :, None]
     p = fcs.stationary(W_in, W_out, ii, jj, 4)
+    np.testing.assert_allclose(p, res.p, rtol=1e-12, atol=1e-300)
     J, S = fcs.mean_and_noise(W_in, W_out, ii, jj, p)
     one = get_model("single_level")(eps=eps, T=T, dT=dT, dV=dV, mu=0.0, gamma_L=gL,
                                     gamma_R=gR)

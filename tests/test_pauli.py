@@ -318,13 +318,7 @@ def comparison():
 
 def test_labels_identical_to_the_reference(comparison):
     pts, got, refs = comparison
-    bad = []
-    for i, (row, ref) in enumerate(zip(pts, refs, strict=True)):
-        vals = [mp_pauli.to_float(ref[k]) for k in ("J_L", "Q_L", "Q_R")]
-        want = mp_pauli.labels(row[2], row[3], *vals)
-        have = (int(got["regime"][i]), int(got["machine"][i]))
-        if want != have:
-            bad.append((tuple(row), want, have))
+    bad = mp_pauli.label_mismatches(pts, got, refs, NAMES.index("dT"), NAMES.index("dV"))
     assert not bad, bad[:5]
     # the sets exercise every sign: both signs of J_L among non-equilibrium points
     assert (got["J_L"] > 0).sum() > 50 and (got["J_L"] < 0).sum() > 50

@@ -55,56 +55,6 @@ def _arrays(W_in, W_out, ii, jj, p):
     return W_in, W_out, ii, jj, p, batch
 
 
-def _fermi_pair(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``f(x) = 1/(1 + e^x)`` and ``1 - f(x) = f(-x)``, both to full relative precision."""
-    e = np.exp(-np.abs(x))
-    small, large = e / (1.0 + e), 1.0 / (1.0 + e)
-    pos = x >= 0
-    return np.where(pos, small, large), np.where(pos, large, small)
-
-
-def transition_rates(energies, charges, gamma, mu, T):
-    """Golden-rule rates of a Pauli model in the form :func:`noise` takes.
-
-    The same rates as the Pauli engine's (Zhang & Lü, Phys. Rev. E 111, 044112 (2025),
-    eqs. 1-3, generalised): for states ``i``, ``j`` with ``N_j = N_i + 1`` and lead ``v``,
-    ``W_in = Gamma^v_ij f_v(E_j - E_i)``, ``W_out = Gamma^v_ij [1 - f_v(E_j - E_i)]``.
-
-    Parameters
-    ----------
-    energies : array_like (..., n)
-        Many-body state energies [E0].
-    charges : array_like of int (n,)
-        Electron number of each state.
-    gamma : array_like (..., m, n, n)
-        Bare rate through lead ``v`` between ``i`` and ``j`` (entries with
-        ``N_j = N_i + 1`` are used) [gamma0].
-    mu, T : array_like (..., m)
-        Chemical potential and temperature of each lead [E0]; ``T > 0``.
-
-    Returns
-    -------
-    W_in, W_out : numpy.ndarray (..., m, k)
-        Rates of each electron-adding transition and of its reverse, per lead [gamma0].
-    ii, jj : numpy.ndarray of int (k,)
-        States before and after each electron-adding transition.
-    heat : numpy.ndarray (..., m, k)
-        Heat ``E_j - E_i - mu_v`` an electron of transition ``k`` takes out of reservoir
-        ``v`` [E0]: ``heat[..., v, :]`` is the ``weight`` for the heat noise of lead ``v``.
-    """
-    energies = np.asarray(energies, dtype=np.float64)
-    charges = np.asarray(charges)
-    gamma = np.asarray(gamma, dtype=np.float64)
-    mu = np.asarray(mu, dtype=np.float64)
-    T = np.asarray(T, dtype=np.float64)
-    ii, jj = np.nonzero(charges[None, :] == charges[:, None] + 1)
-    dE = energies[..., jj] - energies[..., ii]
-    heat = dE[..., None, :] - mu[..., :, None]
-    f, fbar = _fermi_pair(heat / T[..., :, None])
-    g = gamma[..., :, ii, jj]
-    return g * f, g * fbar, ii, jj, heat
-
-
 def generator(W_in, W_out, ii, jj, n: int) -> np.ndarray:
     """The rate matrix ``L[..., j, i]`` (rate ``i -> j``, columns summing to zero).
 
