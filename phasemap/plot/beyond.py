@@ -271,9 +271,10 @@ def merit_maps(data: Mapping[str, xr.Dataset]):
 
 # --- the figures `phasemap figures` writes (plot.figures.FIGURES) ---------------------------
 
-def _figure_defs() -> list:
-    from .figures import FigureDef
-
+def figure_definitions() -> list[dict[str, Any]]:
+    """The beyond-the-paper figures of ``phasemap figures``: the keyword arguments of
+    :class:`phasemap.plot.figures.FigureDef` (name, title, specs, build), which turns them
+    into figures (this module draws; it does not know how figures are listed or written)."""
     T = FIG5["T"]
 
     def anderson(data):
@@ -297,30 +298,23 @@ def _figure_defs() -> list:
         return merit_maps(data), {}, {"max": best}
 
     return [
-        FigureDef("map_merit_eps_dV", f"How good a machine: η/η_C and COP/COP_C over (ε, ΔV) "
+        _definition("map_merit_eps_dV", f"How good a machine: η/η_C and COP/COP_C over (ε, ΔV) "
                   f"at T = {T:g}, ΔT = 5",
                   ("maps_eps_dV",), merit),
-        FigureDef("beyond_anderson", f"Beyond the paper: regimes of the Anderson level as U/T "
+        _definition("beyond_anderson", f"Beyond the paper: regimes of the Anderson level as U/T "
                   f"grows (T = {T:g}, ΔT = 5; outlined: labels that differ from the single "
                   "level)", ("beyond/anderson_eps_dV",), anderson),
-        FigureDef("beyond_resonant", f"Beyond the paper: regimes of the coherent level as Γ/T "
+        _definition("beyond_resonant", f"Beyond the paper: regimes of the coherent level as Γ/T "
                   f"grows (T = {T:g}, ΔT = 5; outlined: labels that differ from the single "
                   "level)", tuple(RESONANT_SPECS.values()), resonant),
-        FigureDef("beyond_thresholds", "Beyond the paper: ΔT_th and ΔV_th of Fig. 5 "
+        _definition("beyond_thresholds", "Beyond the paper: ΔT_th and ΔV_th of Fig. 5 "
                   f"(ε = −15, T = {T:g}) against U/T (Anderson) and Γ/T (coherent level)",
                   (), thresholds),
-        FigureDef("beyond_ccdd", f"Beyond the paper: a conductor dot gated by a hot third "
+        _definition("beyond_ccdd", f"Beyond the paper: a conductor dot gated by a hot third "
                   f"reservoir (T_G = 15, T = {T:g}, ΔT = 0, U = 7.5)",
                   ("beyond/ccdd_eps_dV",), ccdd),
     ]
 
 
-class _LazyFigures:
-    """The figure definitions, built when :mod:`phasemap.plot.figures` unpacks them (it
-    imports this module, so they cannot be built at import time here)."""
-
-    def __iter__(self):
-        return iter(_figure_defs())
-
-
-FIGURES = _LazyFigures()
+def _definition(name: str, title: str, specs: tuple[str, ...], build) -> dict[str, Any]:
+    return {"name": name, "title": title, "specs": specs, "build": build}

@@ -287,7 +287,7 @@ FIGURES: dict[str, FigureDef] = {f.name: f for f in [
               ("maps_eps_dT",), _map("maps_eps_dT", "machine", "eps", "dT", _DT_CURVES)),
     FigureDef("map_s_eps_dV", "Entropy production over (ε, ΔV) at T = 7.5, ΔT = 5",
               ("maps_eps_dV",), _entropy_map),
-    *_beyond.FIGURES,
+    *(FigureDef(**d) for d in _beyond.figure_definitions()),
 ]}
 
 
