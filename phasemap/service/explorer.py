@@ -83,27 +83,47 @@ class Plane:
 
 
 class PlaneCache:
-    """Decoded planes by (dataset, x, y, fixed values), least recently used dropped first."""
+    """Decoded planes by (dataset, x, y, fixed values), least recently used dropped first.
+
+    A plane is loaded once even when several threads ask for it at the same time (a session
+    and the prefetcher, or two sessions): the later callers wait for the first one's load.
+    """
 
     def __init__(self, max_bytes: int = PLANE_CACHE_BYTES):
         self.max_bytes = max_bytes
         self._items: OrderedDict[tuple, Plane] = OrderedDict()
+        self._loading: dict[tuple, threading.Event] = {}
         self._lock = threading.Lock()
 
+    def __contains__(self, key: tuple) -> bool:
+        with self._lock:
+            return key in self._items
+
     def get(self, key: tuple, load: Callable[[], Plane]) -> Plane:
-        with self._lock:
-            plane = self._items.get(key)
-            if plane is not None:
-                self._items.move_to_end(key)
-                return plane
-        plane = load()
-        with self._lock:
-            self._items[key] = plane
-            total = sum(p.nbytes for p in self._items.values())
-            while total > self.max_bytes and len(self._items) > 1:
-                _, old = self._items.popitem(last=False)
-                total -= old.nbytes
-        return plane
+        while True:
+            with self._lock:
+                plane = self._items.get(key)
+                if plane is not None:
+                    self._items.move_to_end(key)
+                    return plane
+                pending = self._loading.get(key)
+                if pending is None:
+                    pending = self._loading[key] = threading.Event()
+                    break
+            pending.wait()  # another thread is loading it: take its plane (or retry)
+        try:
+            plane = load()
+            with self._lock:
+                self._items[key] = plane
+                total = sum(p.nbytes for p in self._items.values())
+                while total > self.max_bytes and len(self._items) > 1:
+                    _, old = self._items.popitem(last=False)
+                    total -= old.nbytes
+            return plane
+        finally:
+            with self._lock:
+                del self._loading[key]
+            pending.set()
 
 
 PLANES = PlaneCache()
@@ -121,18 +141,13 @@ def read_plane(ds: xr.Dataset, model: Model, x: str, y: str, fixed: dict[str, fl
                ) -> Plane:
     """Every output of ``ds`` on the ``(x, y)`` plane at the ``fixed`` grid values."""
     outputs = [v for v in model.outputs if v in ds.data_vars]
-    index = {}
-    for d, value in fixed.items():
-        coord = np.asarray(ds[d].values, dtype=np.float64)
-        index[d] = int(np.argmin(np.abs(coord - value)))
-    for dim in ds.dims:
-        if str(dim) not in (x, y) and str(dim) not in index:
-            index[str(dim)] = 0
+    index = logic.slice_index({str(d): ds[d].values for d in ds.dims},
+                              [str(d) for d in ds.dims], x, y, fixed)
     n = ds.sizes[x] * ds.sizes[y]
     if n > MAX_PLANE_POINTS:
         raise ParameterError("plane", f"{n:,} points", f"at most {MAX_PLANE_POINTS:,} points "
                              "on one map")
-    sub = ds[outputs].isel(index).transpose(y, x).compute()
+    sub = logic.read_slice(ds, x, y, fixed, outputs)
     arrays = {v: np.ascontiguousarray(sub[v].values) for v in outputs}
     xs = np.asarray(ds[x].values, dtype=np.float64)
     ys = np.asarray(ds[y].values, dtype=np.float64)
@@ -178,20 +193,15 @@ def make_view(plane: Plane, window: tuple | None, pixels=(VIEW_PIXELS_X, VIEW_PI
     return View(data, ax, ay)
 
 
-def covers(view: View, plane: Plane, window: tuple | None) -> bool:
-    """Whether ``view`` already holds every stored point of ``window``, one pixel each (so a
-    pan or zoom inside it needs no new data)."""
+def covers(view: View, plane: Plane, window: tuple | None,
+           pixels=(VIEW_PIXELS_X, VIEW_PIXELS_Y)) -> bool:
+    """Whether ``view`` already shows ``window`` ((x0, x1), (y0, y1)) as well as a new view
+    would (:func:`~phasemap.service.explorer_logic.view_suffices` on both axes), so that a
+    pan or zoom to it needs no new data: the browser redraws what it has."""
     if window is None:
         return False
-    for axis, coord, (lo, hi) in ((view.ax, plane.xs, window[0]), (view.ay, plane.ys,
-                                                                    window[1])):
-        idx = axis.index
-        full = bool(np.all(np.diff(idx) == 1)) and logic.is_regular(coord)
-        edges = logic.cell_edges(coord)  # the window beyond the data shows nothing new
-        lo, hi = max(min(lo, hi), edges[0]), min(max(lo, hi), edges[-1])
-        if not full or lo < axis.lo or hi > axis.hi:
-            return False
-    return True
+    return (logic.view_suffices(view.ax, plane.xs, window[0], pixels[0])
+            and logic.view_suffices(view.ay, plane.ys, window[1], pixels[1]))
 
 
 # --- the session ------------------------------------------------------------------------------
@@ -306,6 +316,7 @@ class Explorer:
         self.ds: xr.Dataset | None = None
         self.model: Model | None = None
         self.plane: Plane | None = None
+        self._plane_key: tuple | None = None
         self.view: View | None = None
         self.job: Job | None = None
         self._poll: Any = None
@@ -386,7 +397,7 @@ class Explorer:
 
     # --- the Bokeh document (built once) ------------------------------------------------------
     def _build_figures(self) -> None:
-        from bokeh.events import RangesUpdate, Tap
+        from bokeh.events import DoubleTap, PressUp, RangesUpdate, Tap
         from bokeh.models import ColumnDataSource, CustomJSHover, HoverTool, LinearColorMapper
         from bokeh.models.annotations import ColorBar, Legend, Span
         from bokeh.models.ranges import Range1d
@@ -434,8 +445,16 @@ class Explorer:
         }
         self.hover = HoverTool(renderers=[self.mask_image], tooltips="", formatters={})
         fig.add_tools(self.hover)
-        fig.on_event(Tap, self._on_tap)
+        # A click is a Tap, but Bokeh reports a second click within 300 ms of the previous
+        # one as a DoubleTap only, and a button held over 300 ms (a slow click, or a busy
+        # browser) as a Press/PressUp only: each of them picks the point under it, so that
+        # no click is lost.
+        for kind in (Tap, DoubleTap, PressUp):
+            fig.on_event(kind, self._on_tap)
         fig.on_event(RangesUpdate, self._on_ranges)
+        # The browser redraws pans and zooms itself; it reports the new ranges (RangesUpdate)
+        # once the gesture has been still for ``lod_timeout`` ms: the debounce of refetches.
+        fig.lod_interval, fig.lod_timeout = 100, 150
         self.fig = fig
 
         lf = figure(name="phasemap-lines", frame_width=FRAME_WIDTH, frame_height=230,
@@ -649,7 +668,11 @@ class Explorer:
     def _on_ranges(self, event) -> None:
         if None in (event.x0, event.x1, event.y0, event.y1):
             return
-        self.state.window = ((event.x0, event.x1), (event.y0, event.y1))
+        window = ((event.x0, event.x1), (event.y0, event.y1))
+        self.state.window = window
+        view, plane = self.view, self.plane
+        if view is not None and plane is not None and covers(view, plane, window):
+            return  # the browser's redraw of the data it has is already the full picture
         self.request_draw(window_only=True)
 
     def _on_tap(self, event) -> None:
@@ -761,7 +784,7 @@ class Explorer:
             self.image.glyph.global_alpha = 1.0
             self.fig.tags = [serial]
 
-        self.plane, self.view = plane, view
+        self.plane, self.view, self._plane_key = plane, view, key
         self._apply(apply)
         self.legend.object = legend
         self.status.object = self._status_html(shown)
@@ -911,24 +934,21 @@ class Explorer:
             self.point_info.object = ("Click a point of the map to draw the lines along "
                                       f"{along} through it.")
             return
-        index = {d: int(np.argmin(np.abs(np.asarray(ds[d].values, dtype=float) - v)))
-                 for d, v in point.items() if d != along and d in ds.dims}
         names = [q for q in model.quantities if model.output(q).signed and q in ds]
-        line = ds[[*names, *[v for v in model.labels if v in ds]]].isel(index).compute()
-        xs = np.asarray(line[along].values, dtype=np.float64)
+        xs, line = self._line(point, along, [*names, *[v for v in model.labels if v in ds]])
         at = point[along]
         k = int(np.argmin(np.abs(xs - at)))
         marks: dict[str, list] = {"x": [], "y": [], "color": []}
         series = {}
         for i, q in enumerate(names):
-            ys = np.asarray(line[q].values, dtype=np.float64)
+            ys = np.asarray(line[q], dtype=np.float64)
             series[q] = (ys, LINE_COLORS[i % len(LINE_COLORS)])
             marks["x"].append(float(xs[k]))
             marks["y"].append(float(ys[k]))
             marks["color"].append(LINE_COLORS[i % len(LINE_COLORS)])
         record = {d: point[d] for d in point}
-        values = {q: float(line[q].values[k]) for q in names}
-        labels = {v: int(line[v].values[k]) for v in model.labels if v in line}
+        values = {q: float(line[q][k]) for q in names}
+        labels = {v: int(line[v][k]) for v in model.labels if v in line}
 
         def apply() -> None:
             from bokeh.models import ColumnDataSource
@@ -964,6 +984,27 @@ class Explorer:
             flags = model.output(v).flags
             parts.append(f"{v}: {logic.legend_text(flags[c]) if 0 <= c < len(flags) else '-'}")
         self.point_info.object = "<b>Point</b> " + ", ".join(parts)
+
+    def _line(self, point: dict[str, float], along: str, names: list[str]
+              ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The values of ``names`` along ``along`` through ``point``: a row or column of the
+        plane on screen when ``along`` is one of the map's axes (no read at all), else read
+        from the dataset."""
+        st, plane = self.state, self.plane
+        key = (st.dataset, st.x, st.y, tuple(sorted(st.fixed.items())))
+        if plane is not None and self._plane_key == key and along in (st.x, st.y) \
+                and all(q in plane.arrays for q in names):
+            if along == st.x:
+                i = int(np.argmin(np.abs(plane.ys - point[str(st.y)])))
+                return plane.xs, {q: plane.arrays[q][i, :] for q in names}
+            j = int(np.argmin(np.abs(plane.xs - point[str(st.x)])))
+            return plane.ys, {q: plane.arrays[q][:, j] for q in names}
+        ds = self._d()
+        index = {d: int(np.argmin(np.abs(np.asarray(ds[d].values, dtype=float) - v)))
+                 for d, v in point.items() if d != along and d in ds.dims}
+        line = ds[names].isel(index).compute()
+        return (np.asarray(line[along].values, dtype=np.float64),
+                {q: np.asarray(line[q].values) for q in names})
 
     def _hide_lines(self) -> None:
         self.line_fig.visible = False
