@@ -41,6 +41,7 @@ TARGETS = {
     "shown variable change": 250.0,
     "lens change": 250.0,
     "pan/zoom (1e6-point map)": 100.0,
+    "zoom-in detail (1e6-point map)": 250.0,
     "click to line plot": 250.0,
     "dataset switch": 250.0,
 }
@@ -59,6 +60,12 @@ WAIT = """async ([cond, timeout]) => {
   await new Promise(r => requestAnimationFrame(r));
   return performance.now();
 }"""
+X_START = ("() => Bokeh.documents[0].get_model_by_name('phasemap-map').x_range.start")
+RESET = ("() => Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name('phasemap-map'))"
+         ".reset_range()")
+#: No redraw pending: the map's title is not the busy sign.
+IDLE = ("() => !Bokeh.documents[0].get_model_by_name('phasemap-map').title.text"
+        ".includes('updating')")
 PAGE_XY = """([name, fx, fy]) => {
   const fig = Bokeh.documents[0].get_model_by_name(name);
   const view = Bokeh.index.find_one(fig);
@@ -163,9 +170,27 @@ class Bench:
                                                     has_text=label).first.click())
 
     def zoom(self, k: int) -> float:
+        """One wheel step in or out: the time to the map redrawn at the new ranges. The
+        browser redraws the data it has; the server is asked for more only when the view
+        lacks detail or extent for the new window (that is ``zoom_detail``)."""
         x, y = self.page.evaluate(PAGE_XY, ["phasemap-map", 0.4 + 0.02 * (k % 5), 0.5])
         self.page.mouse.move(x, y)
-        return self.timed(lambda: self.page.mouse.wheel(0, -120 if k % 2 == 0 else 120))
+        before = float(self.page.evaluate(X_START))
+        t0 = self.now()
+        self.page.mouse.wheel(0, -120 if k % 2 == 0 else 120)
+        return self.wait(f"() => ({X_START})() != {before!r}") - t0
+
+    def zoom_detail(self, k: int) -> float:
+        """A zoom into a third of the window (past the resolution of a view of the whole
+        1e6-point map): the time to the new view's data painted, debounce included. The
+        ranges are reset afterwards (untimed)."""
+        x, y = self.page.evaluate(PAGE_XY, ["phasemap-map", 0.3 + 0.1 * (k % 5), 0.5])
+        self.page.mouse.move(x, y)
+        took = self.timed(lambda: self.page.mouse.wheel(0, -400))
+        before = self.serial()
+        self.page.evaluate(RESET)
+        self.after_new_view(before)
+        return took
 
     def click(self, k: int) -> float:
         x, y = self.page.evaluate(PAGE_XY, ["phasemap-map", 0.2 + 0.05 * (k % 10), 0.3])
@@ -253,7 +278,12 @@ def run(url: str, rids: dict[str, str], quick: bool, repeat: int) -> dict[str, l
                 b.select("pm-dataset", big)
             note('samples["pan')
             for k in range(repeat):
-                samples["pan/zoom (1e6-point map)"].append(b.zoom(k))
+                measure("pan/zoom (1e6-point map)", lambda k=k: b.zoom(k))
+            page.evaluate(RESET)  # the whole map; then no redraw pending before timing
+            b.wait(IDLE)
+            note('samples["zoom-in detail')
+            for k in range(repeat):
+                measure("zoom-in detail (1e6-point map)", lambda k=k: b.zoom_detail(k))
         finally:
             context.close()
     return samples

@@ -127,6 +127,63 @@ class PlaneCache:
 
 
 PLANES = PlaneCache()
+#: Planes a prefetch may queue at most (the newest requests are kept).
+PREFETCH_PENDING = 16
+
+
+class Prefetcher:
+    """Loads planes a session will likely ask for next into a :class:`PlaneCache`, in one
+    background thread per process, newest requests first.
+
+    After a view is drawn the session asks for the planes one slider step away from it
+    (each slider's neighbouring values, the others unchanged): a slider step then finds its
+    plane decoded. A plane a session asks for while it is being prefetched is not read
+    twice (:meth:`PlaneCache.get` waits for the load in progress).
+    """
+
+    def __init__(self, cache: PlaneCache, pending: int = PREFETCH_PENDING):
+        self.cache = cache
+        self.pending = pending
+        self._jobs: list[tuple[tuple, Callable[[], Plane]]] = []
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def want(self, jobs: list[tuple[tuple, Callable[[], Plane]]]) -> None:
+        """Queue ``(key, load)`` pairs ahead of older requests (first ones first)."""
+        with self._cv:
+            fresh = [(k, f) for k, f in jobs if k not in self.cache]
+            keys = {k for k, _ in fresh}
+            self._jobs = (fresh + [j for j in self._jobs if j[0] not in keys])[:self.pending]
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="phasemap-prefetch")
+                self._thread.start()
+            self._cv.notify()
+
+    def idle(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is queued (tests); False on timeout."""
+        with self._cv:
+            return self._cv.wait_for(lambda: not self._jobs and not self._busy, timeout)
+
+    _busy = False
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                self._busy = False
+                self._cv.notify_all()
+                if not self._cv.wait_for(lambda: bool(self._jobs), timeout=60.0):
+                    self._thread = None
+                    return
+                key, load = self._jobs.pop(0)
+                self._busy = True
+            try:
+                self.cache.get(key, load)
+            except Exception:  # a neighbour that cannot be read is simply not prefetched
+                traceback.print_exc()
+
+
+PREFETCH = Prefetcher(PLANES)
 #: One threshold tracing at a time in the process (root finding is CPU-bound).
 _TRACE_LOCK = threading.Lock()
 
@@ -268,6 +325,45 @@ def mount_explorer(app, config: ServiceConfig, store: Store, jobs: JobManager,
         return sum(len(getattr(ctx, "sessions", ())) for ctx in contexts.values())
 
     app.state.explorer_sessions = sessions
+    threading.Thread(target=warm_explorer, args=(app, store, datasets), daemon=True,
+                     name="phasemap-explorer-warm-up").start()
+
+
+def first_view_key(ds: xr.Dataset, model: Model, rid: str
+                   ) -> tuple[tuple, str, str, dict[str, float]] | None:
+    """The plane a new session shows first for dataset ``rid``: its cache key, axes and
+    fixed values (the default axes, each slider at its middle value), as the session
+    computes them; ``None`` for a dataset without two dimensions with several values."""
+    sizes = {str(d): int(n) for d, n in ds.sizes.items()}
+    x, y = logic.default_axes(sizes, model.param_names)
+    if x is None or y is None:
+        return None
+    fixed = {}
+    for d in logic.other_axes(sizes, x, y):
+        values = [float(v) for v in np.asarray(ds[d].values)]
+        fixed[d] = values[len(values) // 2]
+    return (rid, x, y, tuple(sorted(fixed.items()))), x, y, fixed
+
+
+def warm_explorer(app, store: Store, datasets: DatasetCache, wait: float = 600.0) -> None:
+    """At server start, after the service's own warm-up (kernels, store paths), decode the
+    plane the explorer opens first (the default dataset, its default axes and slider
+    values), so that the first page load finds it in :data:`PLANES`."""
+    done = getattr(app.state, "warm", None)
+    if done is not None and not done.wait(wait):
+        return  # the app was never started (a test building it), or is still warming
+    try:
+        rid = default_dataset(store.requests(), paper_map_ids())
+        if rid is None:
+            return
+        ds = datasets.open(rid)
+        model = model_of(ds)
+        first = first_view_key(ds, model, rid)
+        if first is not None:
+            key, x, y, fixed = first
+            PLANES.get(key, partial(read_plane, ds, model, x, y, fixed))
+    except Exception:  # the explorer still serves, the first page is only slower
+        traceback.print_exc()
 
 
 def explorer_page(config: ServiceConfig, store: Store, jobs: JobManager,
@@ -786,12 +882,25 @@ class Explorer:
 
         self.plane, self.view, self._plane_key = plane, view, key
         self._apply(apply)
+        if new_plane:
+            self._prefetch_neighbours(ds, model, x, y, fixed)
         self.legend.object = legend
         self.status.object = self._status_html(shown)
         self._update_exports(shown)
         if new_plane and tapped is not None:
             self.draw_lines()
         return True
+
+    def _prefetch_neighbours(self, ds: xr.Dataset, model: Model, x: str, y: str,
+                             fixed: dict[str, float]) -> None:
+        """Queue the planes one slider step away from ``fixed`` for :data:`PREFETCH`."""
+        jobs = []
+        for d, value in logic.neighbour_values(
+                {d: np.asarray(ds[d].values, dtype=np.float64) for d in fixed}, fixed):
+            near = {**fixed, d: value}
+            key = (self.state.dataset, x, y, tuple(sorted(near.items())))
+            jobs.append((key, partial(read_plane, ds, model, x, y, near)))
+        PREFETCH.want(jobs)
 
     def _failed(self, serial: int) -> None:
         """A view that could not be drawn: say so on the map (the message says why)."""

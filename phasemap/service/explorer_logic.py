@@ -338,6 +338,19 @@ def view_suffices(axis: ScreenAxis, coord: np.ndarray, window: tuple[float, floa
     return shown >= REFETCH_BELOW * min(last - first + 1, pixels)
 
 
+def neighbour_values(coords: Mapping[str, np.ndarray], fixed: Mapping[str, float]
+                     ) -> list[tuple[str, float]]:
+    """The values one slider step away from ``fixed``: for each fixed dimension, the grid
+    values just after and just before its current one (in that order, dimensions in the
+    order of ``fixed``), as ``(dimension, value)`` pairs."""
+    out = []
+    for d, value in fixed.items():
+        c = np.asarray(coords[d], dtype=np.float64)
+        k = int(np.argmin(np.abs(c - value)))
+        out += [(d, float(c[j])) for j in (k + 1, k - 1) if 0 <= j < c.size]
+    return out
+
+
 def color_limits(values: np.ndarray, signed: bool) -> tuple[float, float]:
     """Colour-map limits: symmetric about 0 for a signed quantity (diverging map centred on
     0), the finite range otherwise; a flat or empty field gets a unit-wide range."""
