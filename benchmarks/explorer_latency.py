@@ -78,7 +78,7 @@ PAGE_XY = """([name, fx, fy]) => {
 def grids(quick: bool) -> dict[str, dict]:
     if quick:
         four = {"eps": 81, "dV": 41, "dT": 3, "T": 2}
-        big = {"eps": 300, "dV": 300}
+        big = {"eps": 800, "dV": 800}
     else:
         four = {"eps": 401, "dV": 201, "dT": 4, "T": 2}
         big = {"eps": 1000, "dV": 1000}

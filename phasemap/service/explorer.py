@@ -894,7 +894,7 @@ class Explorer:
     def _prefetch_neighbours(self, ds: xr.Dataset, model: Model, x: str, y: str,
                              fixed: dict[str, float]) -> None:
         """Queue the planes one slider step away from ``fixed`` for :data:`PREFETCH`."""
-        jobs = []
+        jobs: list[tuple[tuple, Callable[[], Plane]]] = []
         for d, value in logic.neighbour_values(
                 {d: np.asarray(ds[d].values, dtype=np.float64) for d in fixed}, fixed):
             near = {**fixed, d: value}
