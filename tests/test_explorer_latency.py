@@ -10,7 +10,6 @@ Nothing here is timed (the machine is shared): the latency figures come from
 from __future__ import annotations
 
 import threading
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -141,9 +140,7 @@ def test_the_first_plane_is_decoded_at_server_start(stored):
     rid = store.requests()[0]["id"]
     key, x, y, fixed = first_view_key(ds, model_of(ds), rid)
     PLANES._items.pop(key, None)
-    started = threading.Event()
-    started.set()
-    warm_explorer(SimpleNamespace(state=SimpleNamespace(warm=started)), store, datasets)
+    warm_explorer(store, datasets)
     assert key in PLANES
     warmed = PLANES.get(key, lambda: pytest.fail("not warmed"))
     ex = _explorer(stored)  # a new session shows exactly that plane, read nothing

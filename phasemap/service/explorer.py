@@ -17,6 +17,7 @@ While a redraw is pending the map is dimmed and titled "updating…".
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hmac
 import io
@@ -325,8 +326,20 @@ def mount_explorer(app, config: ServiceConfig, store: Store, jobs: JobManager,
         return sum(len(getattr(ctx, "sessions", ())) for ctx in contexts.values())
 
     app.state.explorer_sessions = sessions
-    threading.Thread(target=warm_explorer, args=(app, store, datasets), daemon=True,
-                     name="phasemap-explorer-warm-up").start()
+
+    # Warm the explorer when the server starts (not when an app is merely built): its
+    # thread starts before the service's own warm-up, so the kernels a page needs first
+    # (the derive kernels of the store's read path) are compiled first.
+    served = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a):
+        threading.Thread(target=warm_explorer, args=(store, datasets), daemon=True,
+                         name="phasemap-explorer-warm-up").start()
+        async with served(a) as state:
+            yield state
+
+    app.router.lifespan_context = lifespan
 
 
 def first_view_key(ds: xr.Dataset, model: Model, rid: str
@@ -345,14 +358,19 @@ def first_view_key(ds: xr.Dataset, model: Model, rid: str
     return (rid, x, y, tuple(sorted(fixed.items()))), x, y, fixed
 
 
-def warm_explorer(app, store: Store, datasets: DatasetCache, wait: float = 600.0) -> None:
-    """At server start, after the service's own warm-up (kernels, store paths), decode the
-    plane the explorer opens first (the default dataset, its default axes and slider
-    values), so that the first page load finds it in :data:`PLANES`."""
-    done = getattr(app.state, "warm", None)
-    if done is not None and not done.wait(wait):
-        return  # the app was never started (a test building it), or is still warming
+def warm_explorer(store: Store, datasets: DatasetCache) -> None:
+    """What the first page would otherwise wait for, done at server start: compile (or
+    load from numba's cache) the derive kernel of every registered model that stores only
+    part of its outputs (the store's read path, which every map goes through), then decode
+    the plane the explorer opens first (the default dataset, its default axes and slider
+    values) into :data:`PLANES`."""
+    from ..models import available_models, get_model
+
     try:
+        for name in available_models():
+            model = get_model(name)
+            if model.derive is not None and model.stored:
+                model.derive({o: np.zeros(2) for o in model.stored}, **model.defaults())
         rid = default_dataset(store.requests(), paper_map_ids())
         if rid is None:
             return
