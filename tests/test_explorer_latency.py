@@ -192,3 +192,28 @@ def test_the_line_through_a_click_has_the_values_of_a_fresh_read(stored):
     assert ex.state.tapped == {"eps": 4.0,
                                "dV": float(ds.dV.sel(dV=-2.2, method="nearest"))}
     assert ex.crosshair.location == 4.0
+
+
+def test_a_dataset_switch_folded_into_another_redraw_keeps_its_axes(stored):
+    """A switch requested while another view is being drawn is folded into the next draw;
+    that draw must still reset the ranges to the new dataset (not keep the old window)."""
+    from phasemap.store.core import compute
+
+    _root, store, _datasets, _ = stored
+    other = compute({"name": "latency other", "params": {"T": 7.5, "dT": 2.0},
+                     "axes": {"eps": {"start": 40, "stop": 60, "num": 21},
+                              "dV": {"start": 1, "stop": 2, "num": 11}}}, store)
+    ex = _explorer(stored)
+    rid = next(r["id"] for r in store.requests() if r["spec"].get("name") == "latency other")
+    assert ex.fig.x_range.start < 0  # the first dataset: eps from -20
+    ex._lock.acquire()  # a draw in progress in another thread
+    try:
+        ex.open_dataset(rid)  # its redraw is folded: nothing drawn yet
+    finally:
+        ex._lock.release()
+    ex.request_draw(style_only=True)  # the next request draws the latest state
+    eps = other["eps"].values
+    assert ex.fig.x_range.start == pytest.approx(eps[0] - 0.5)
+    assert ex.fig.x_range.end == pytest.approx(eps[-1] + 0.5)
+    assert ex.fig.xaxis[0].axis_label.startswith("ε")
+    assert "latency other" in ex._title_model.text

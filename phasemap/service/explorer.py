@@ -438,6 +438,8 @@ class Explorer:
         self._lock = threading.Lock()
         self._wanted = 0
         self._drawn = 0
+        self._count_lock = threading.Lock()
+        self._reset_pending = False
         self._doc = pn.state.curdoc
         self._built = False
         self._records: dict[str, dict] = {}
@@ -811,19 +813,28 @@ class Explorer:
     def request_draw(self, reset_range: bool = False, style_only: bool = False,
                      window_only: bool = False) -> None:
         """Redraw for the current state; requests that arrive while one is being drawn are
-        folded into one more draw of the latest state."""
-        self._wanted += 1
+        folded into one more draw of the latest state. A folded draw is a full one, and
+        resets the ranges if any folded request asked for it (a dataset switch folded
+        into a slider's redraw still gets its own axes)."""
+        with self._count_lock:
+            self._wanted += 1
+            mine = self._wanted
+            self._reset_pending = self._reset_pending or reset_range
         self._set_busy()
         while True:
             if not self._lock.acquire(blocking=False):
                 return  # the thread drawing now will draw the latest state afterwards
             try:
                 while self._drawn < self._wanted:
-                    target = self._wanted
-                    if self._guard(self._draw, reset_range, style_only, window_only,
-                                   target) is None:
+                    with self._count_lock:
+                        target = self._wanted
+                        reset, self._reset_pending = self._reset_pending, False
+                    # a partial draw only for this request alone, never for folded ones
+                    style, window = (style_only, window_only) if target == mine else \
+                        (False, False)
+                    mine = -1
+                    if self._guard(self._draw, reset, style, window, target) is None:
                         self._apply(partial(self._failed, target))
-                    reset_range = style_only = window_only = False
                     self._drawn = max(self._drawn, target)
             finally:
                 self._lock.release()
