@@ -217,3 +217,30 @@ def test_a_dataset_switch_folded_into_another_redraw_keeps_its_axes(stored):
     assert ex.fig.x_range.end == pytest.approx(eps[-1] + 0.5)
     assert ex.fig.xaxis[0].axis_label.startswith("ε")
     assert "latency other" in ex._title_model.text
+
+
+def test_sliders_are_reused_across_datasets_and_still_redraw(stored):
+    from phasemap.store.core import compute
+
+    _root, store, _datasets, ds = stored
+    compute({"name": "latency third", "params": {"T": 7.5},
+             "axes": {"eps": {"start": -5, "stop": 5, "num": 11},
+                      "dV": {"start": -1, "stop": 1, "num": 5}, "dT": [0.5, 1.5, 3.0]}},
+            store)
+    ex = _explorer(stored)
+    first = next(r["id"] for r in store.requests() if r["spec"].get("name") == "latency test")
+    third = next(r["id"] for r in store.requests() if r["spec"].get("name") == "latency third")
+    ex.open_dataset(first)
+    slider = ex.sliders["dT"]
+    ex.open_dataset(third)
+    assert ex.sliders["dT"] is slider and slider.options == [0.5, 1.5, 3.0]
+    assert ex.state.fixed == {"dT": 1.5}
+    serial = ex.fig.tags[0]
+    slider.value = 3.0  # the reused widget still drives the map
+    assert ex.fig.tags[0] > serial and ex.state.fixed == {"dT": 3.0}
+    assert "ΔT = 3" in ex._title_model.text
+    ex.open_dataset(first)
+    assert ex.sliders["dT"] is slider and slider.options == [1.0, 2.5, 5.0, 7.0]
+    assert ex.plane.arrays["J_L"].shape == (31, 41)
+    np.testing.assert_array_equal(
+        ex.plane.arrays["J_L"], ds["J_L"].sel(dT=ex.state.fixed["dT"]).transpose("dV", "eps"))

@@ -458,6 +458,9 @@ class Explorer:
                               css_classes=["pm-along"])
         self.sliders_box = pn.Column(sizing_mode="stretch_width")
         self.sliders: dict[str, Any] = {}
+        self._slider_pool: dict[str, Any] = {}
+        self._rebuilding = False
+        self.fixed_pane = pn.pane.HTML("", width=300, css_classes=["phasemap-fixed"])
         self.message = pn.pane.Alert("", alert_type="light", visible=False, width=300)
         self.status = pn.pane.HTML("", css_classes=["phasemap-status"], width=300)
         self.legend = pn.pane.HTML("", css_classes=["phasemap-legend"], width=330)
@@ -689,6 +692,9 @@ class Explorer:
         self.request_draw(reset_range=True)
 
     def build_sliders(self) -> None:
+        """One slider per dimension off the map; the session keeps its slider widgets (and
+        the "Fixed" line) and reuses them for the next dataset with the same dimension
+        names, so a dataset switch updates widgets instead of building new ones."""
         import panel as pn
 
         self.sliders = {}
@@ -698,30 +704,40 @@ class Explorer:
             self.sliders_box.objects = []
             return
         fixed_text = []
-        for d in ds.dims:
-            d = str(d)
-            if d in (self.state.x, self.state.y):
-                continue
-            values = [float(v) for v in np.asarray(ds[d].values)]
-            label = self._label(d)
-            if len(values) == 1:
-                fixed_text.append(f"{label.split(' [')[0]} = {values[0]:g}")
-                continue
-            old = self.state.fixed.get(d)
-            value = old if old in values else values[len(values) // 2]
-            slider = pn.widgets.DiscreteSlider(name=label, options=values, value=value,
-                                               width=290, css_classes=[f"slider-{d}"])
-            slider.param.watch(self._on_slider, "value")
-            self.sliders[d] = slider
-            items.append(slider)
+        self._rebuilding = True
+        try:
+            for d in ds.dims:
+                d = str(d)
+                if d in (self.state.x, self.state.y):
+                    continue
+                values = [float(v) for v in np.asarray(ds[d].values)]
+                label = self._label(d)
+                if len(values) == 1:
+                    fixed_text.append(f"{label.split(' [')[0]} = {values[0]:g}")
+                    continue
+                old = self.state.fixed.get(d)
+                value = old if old in values else values[len(values) // 2]
+                slider = self._slider_pool.get(d)
+                if slider is None:
+                    slider = pn.widgets.DiscreteSlider(name=label, options=values, value=value,
+                                                       width=290, css_classes=[f"slider-{d}"])
+                    slider.param.watch(self._on_slider, "value")
+                    self._slider_pool[d] = slider
+                else:
+                    slider.param.update(name=label, options=values, value=value)
+                self.sliders[d] = slider
+                items.append(slider)
+        finally:
+            self._rebuilding = False
         for name in (self._m().param_names if self.model else ()):
             if name not in ds.dims and name in ds.coords and ds[name].size == 1:
                 fixed_text.append(f"{self._label(name).split(' [')[0]} = "
                                   f"{float(ds[name]):g}")
         if fixed_text:
-            items.append(pn.pane.HTML("Fixed: " + ", ".join(fixed_text), width=300,
-                                      css_classes=["phasemap-fixed"]))
-        self.sliders_box.objects = items
+            self.fixed_pane.object = "Fixed: " + ", ".join(fixed_text)
+            items.append(self.fixed_pane)
+        if [id(o) for o in self.sliders_box.objects] != [id(o) for o in items]:
+            self.sliders_box.objects = items
         self.state.fixed = {d: float(s.value) for d, s in self.sliders.items()}
 
     def _build_hover(self, labels: list[str], quantities: list[str]) -> None:
@@ -771,6 +787,8 @@ class Explorer:
         self.request_draw(reset_range=True)
 
     def _on_slider(self, event) -> None:
+        if self._rebuilding:
+            return  # a reused slider set for the next dataset: open_dataset draws
         self.state.fixed = {d: float(s.value) for d, s in self.sliders.items()}
         self.request_draw()
 
