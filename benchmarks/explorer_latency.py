@@ -290,7 +290,9 @@ def run(url: str, rids: dict[str, str], quick: bool, repeat: int) -> dict[str, l
             four = next(n for n in names if n.startswith("latency 4-D"))
             for k in range(max(2, repeat // 2)):
                 measure("dataset switch", lambda k=k: b.switch(big if k % 2 == 0 else four))
-            if not page.locator(".pm-dataset select").input_value() == rids["big"]:
+            title = page.evaluate("() => Bokeh.documents[0].get_model_by_name("
+                                  "'phasemap-map').title.text")
+            if not title.startswith(big.split(" (")[0]):
                 untimed(lambda: b.switch(big))
             note('samples["pan')
             for k in range(repeat):
