@@ -134,10 +134,18 @@ def test_the_planes_one_slider_step_away_are_read_ahead(stored):
 
 
 def test_the_first_plane_is_decoded_at_server_start(stored):
-    from phasemap.service.explorer import PLANES, first_view_key, model_of, warm_explorer
+    from phasemap.service.explorer import (
+        PLANES,
+        default_dataset,
+        first_view_key,
+        model_of,
+        paper_map_ids,
+        warm_explorer,
+    )
 
-    _root, store, datasets, ds = stored
-    rid = store.requests()[0]["id"]
+    _root, store, datasets, _ = stored
+    rid = default_dataset(store.requests(), paper_map_ids())  # what a new page opens
+    ds = datasets.open(rid)
     key, x, y, fixed = first_view_key(ds, model_of(ds), rid)
     PLANES._items.pop(key, None)
     warm_explorer(store, datasets)
