@@ -41,6 +41,7 @@ TARGETS = {
     "shown variable change": 250.0,
     "lens change": 250.0,
     "pan/zoom (1e6-point map)": 100.0,
+    "zoom-in detail (1e6-point map)": 250.0,
     "click to line plot": 250.0,
     "dataset switch": 250.0,
 }
@@ -59,6 +60,12 @@ WAIT = """async ([cond, timeout]) => {
   await new Promise(r => requestAnimationFrame(r));
   return performance.now();
 }"""
+X_START = ("() => Bokeh.documents[0].get_model_by_name('phasemap-map').x_range.start")
+RESET = ("() => Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name('phasemap-map'))"
+         ".reset_range()")
+#: No redraw pending: the map's title is not the busy sign.
+IDLE = ("() => !Bokeh.documents[0].get_model_by_name('phasemap-map').title.text"
+        ".includes('updating')")
 PAGE_XY = """([name, fx, fy]) => {
   const fig = Bokeh.documents[0].get_model_by_name(name);
   const view = Bokeh.index.find_one(fig);
@@ -71,7 +78,7 @@ PAGE_XY = """([name, fx, fy]) => {
 def grids(quick: bool) -> dict[str, dict]:
     if quick:
         four = {"eps": 81, "dV": 41, "dT": 3, "T": 2}
-        big = {"eps": 300, "dV": 300}
+        big = {"eps": 800, "dV": 800}
     else:
         four = {"eps": 401, "dV": 201, "dT": 4, "T": 2}
         big = {"eps": 1000, "dV": 1000}
@@ -158,14 +165,44 @@ class Bench:
         return self.timed(lambda: self.page.locator(f".{css} select").select_option(
             label=label))
 
+    def switch(self, label: str) -> float:
+        """Open the dataset named ``label`` in the menu: the time to a new view that shows
+        it (its name in the map's title), so that a late view of the previous state is not
+        taken for it."""
+        name = label.split(" (")[0]
+        before = self.serial()
+        t0 = self.now()
+        self.page.locator(".pm-dataset select").select_option(label=label)
+        title = "Bokeh.documents[0].get_model_by_name('phasemap-map').title.text"
+        return self.wait(f"() => ({SERIAL})() > {before} && {title}.startsWith({name!r})"
+                         f" && !{title}.includes('updating')") - t0
+
     def lens(self, label: str) -> float:
         return self.timed(lambda: self.page.locator(".pm-lens button",
                                                     has_text=label).first.click())
 
     def zoom(self, k: int) -> float:
+        """One wheel step in or out: the time to the map redrawn at the new ranges. The
+        browser redraws the data it has; the server is asked for more only when the view
+        lacks detail or extent for the new window (that is ``zoom_detail``)."""
         x, y = self.page.evaluate(PAGE_XY, ["phasemap-map", 0.4 + 0.02 * (k % 5), 0.5])
         self.page.mouse.move(x, y)
-        return self.timed(lambda: self.page.mouse.wheel(0, -120 if k % 2 == 0 else 120))
+        before = float(self.page.evaluate(X_START))
+        t0 = self.now()
+        self.page.mouse.wheel(0, -120 if k % 2 == 0 else 120)
+        return self.wait(f"() => ({X_START})() != {before!r}") - t0
+
+    def zoom_detail(self, k: int) -> float:
+        """A zoom into a third of the window (past the resolution of a view of the whole
+        1e6-point map): the time to the new view's data painted, debounce included. The
+        ranges are reset afterwards (untimed)."""
+        x, y = self.page.evaluate(PAGE_XY, ["phasemap-map", 0.3 + 0.1 * (k % 5), 0.5])
+        self.page.mouse.move(x, y)
+        took = self.timed(lambda: self.page.mouse.wheel(0, -400))
+        before = self.serial()
+        self.page.evaluate(RESET)
+        self.after_new_view(before)
+        return took
 
     def click(self, k: int) -> float:
         x, y = self.page.evaluate(PAGE_XY, ["phasemap-map", 0.2 + 0.05 * (k % 10), 0.3])
@@ -192,12 +229,17 @@ def run(url: str, rids: dict[str, str], quick: bool, repeat: int) -> dict[str, l
         from playwright.sync_api import Error as PlaywrightError
 
         try:
-            samples[key].append(fn())
+            samples.setdefault(key, []).append(fn())
         except PlaywrightError as exc:
             if "timed out" not in str(exc):
                 raise
             note(f"{key}: the new view never arrived (timed out)")
             samples[key].append(float("inf"))
+
+    def untimed(fn) -> None:
+        """A warm-up step; one whose view never arrives is reported, and the run goes on."""
+        measure("_untimed", fn)
+        samples.pop("_untimed", None)
 
     with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
         context = p.chromium.launch_persistent_context(
@@ -213,15 +255,14 @@ def run(url: str, rids: dict[str, str], quick: bool, repeat: int) -> dict[str, l
             for _ in range(max(2, repeat // 4)):
                 samples["warm page load"].append(b.load(rids["four"]))
             note("warm-up: one untimed pass of each interaction (compilation, caches)")
-            b.slider_step(0)
-            b.slider_step(1)
+            untimed(lambda: b.slider_step(0))
+            untimed(lambda: b.slider_step(1))
             quantities0 = [o for o in page.locator(".pm-shown select option")
                            .all_text_contents() if o != "labels"]
-            b.select("pm-shown", quantities0[0])
-            b.select("pm-shown", "labels")
-            b.lens("machine")
-            b.lens("regime")
-            b.click(0)
+            for step in (lambda: b.select("pm-shown", quantities0[0]),
+                         lambda: b.select("pm-shown", "labels"), lambda: b.lens("machine"),
+                         lambda: b.lens("regime"), lambda: b.click(0)):
+                untimed(step)
             note('samples["slider')
             for k in range(repeat):
                 measure("slider step (4-D dataset)", lambda k=k: b.slider_step(k))
@@ -230,30 +271,37 @@ def run(url: str, rids: dict[str, str], quick: bool, repeat: int) -> dict[str, l
             quantities = [o for o in labels if o != "labels"]
             for k in range(repeat):
                 choice = quantities[k % len(quantities)] if k % 2 == 0 else "labels"
-                samples["shown variable change"].append(b.select("pm-shown", choice))
+                measure("shown variable change",
+                        lambda choice=choice: b.select("pm-shown", choice))
             note('samples["lens')
             for k in range(repeat):
-                samples["lens change"].append(b.lens("machine" if k % 2 == 0 else "regime"))
+                measure("lens change", lambda k=k: b.lens("machine" if k % 2 == 0 else "regime"))
             note('samples["click')
             for k in range(repeat):
                 measure("click to line plot", lambda k=k: b.click(k + 1))  # not the warm-up's
             note("warm-up: dataset switch and zoom")
             names0 = page.locator(".pm-dataset select option").all_text_contents()
-            b.select("pm-dataset", next(n for n in names0 if n.startswith("latency 1e6")))
-            b.zoom(0)
-            b.select("pm-dataset", next(n for n in names0 if n.startswith("latency 4-D")))
+            untimed(lambda: b.switch(next(n for n in names0 if n.startswith("latency 1e6"))))
+            untimed(lambda: b.zoom(0))
+            untimed(lambda: b.switch(next(n for n in names0 if n.startswith("latency 4-D"))))
             note('names = page.locator')
             names = page.locator(".pm-dataset select option").all_text_contents()
             big = next(n for n in names if n.startswith("latency 1e6"))
             four = next(n for n in names if n.startswith("latency 4-D"))
             for k in range(max(2, repeat // 2)):
-                samples["dataset switch"].append(b.select("pm-dataset",
-                                                          big if k % 2 == 0 else four))
-            if not page.locator(".pm-dataset select").input_value() == rids["big"]:
-                b.select("pm-dataset", big)
+                measure("dataset switch", lambda k=k: b.switch(big if k % 2 == 0 else four))
+            title = page.evaluate("() => Bokeh.documents[0].get_model_by_name("
+                                  "'phasemap-map').title.text")
+            if not title.startswith(big.split(" (")[0]):
+                untimed(lambda: b.switch(big))
             note('samples["pan')
             for k in range(repeat):
-                samples["pan/zoom (1e6-point map)"].append(b.zoom(k))
+                measure("pan/zoom (1e6-point map)", lambda k=k: b.zoom(k))
+            page.evaluate(RESET)  # the whole map; then no redraw pending before timing
+            b.wait(IDLE)
+            note('samples["zoom-in detail')
+            for k in range(repeat):
+                measure("zoom-in detail (1e6-point map)", lambda k=k: b.zoom_detail(k))
         finally:
             context.close()
     return samples

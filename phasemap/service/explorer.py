@@ -17,6 +17,7 @@ While a redraw is pending the map is dimmed and titled "updating…".
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hmac
 import io
@@ -83,30 +84,107 @@ class Plane:
 
 
 class PlaneCache:
-    """Decoded planes by (dataset, x, y, fixed values), least recently used dropped first."""
+    """Decoded planes by (dataset, x, y, fixed values), least recently used dropped first.
+
+    A plane is loaded once even when several threads ask for it at the same time (a session
+    and the prefetcher, or two sessions): the later callers wait for the first one's load.
+    """
 
     def __init__(self, max_bytes: int = PLANE_CACHE_BYTES):
         self.max_bytes = max_bytes
         self._items: OrderedDict[tuple, Plane] = OrderedDict()
+        self._loading: dict[tuple, threading.Event] = {}
         self._lock = threading.Lock()
 
+    def __contains__(self, key: tuple) -> bool:
+        with self._lock:
+            return key in self._items
+
     def get(self, key: tuple, load: Callable[[], Plane]) -> Plane:
-        with self._lock:
-            plane = self._items.get(key)
-            if plane is not None:
-                self._items.move_to_end(key)
-                return plane
-        plane = load()
-        with self._lock:
-            self._items[key] = plane
-            total = sum(p.nbytes for p in self._items.values())
-            while total > self.max_bytes and len(self._items) > 1:
-                _, old = self._items.popitem(last=False)
-                total -= old.nbytes
-        return plane
+        while True:
+            with self._lock:
+                plane = self._items.get(key)
+                if plane is not None:
+                    self._items.move_to_end(key)
+                    return plane
+                pending = self._loading.get(key)
+                if pending is None:
+                    pending = self._loading[key] = threading.Event()
+                    break
+            pending.wait()  # another thread is loading it: take its plane (or retry)
+        try:
+            plane = load()
+            with self._lock:
+                self._items[key] = plane
+                total = sum(p.nbytes for p in self._items.values())
+                while total > self.max_bytes and len(self._items) > 1:
+                    _, old = self._items.popitem(last=False)
+                    total -= old.nbytes
+            return plane
+        finally:
+            with self._lock:
+                del self._loading[key]
+            pending.set()
 
 
 PLANES = PlaneCache()
+#: Planes a prefetch may queue at most (the newest requests are kept).
+PREFETCH_PENDING = 16
+
+
+class Prefetcher:
+    """Loads planes a session will likely ask for next into a :class:`PlaneCache`, in one
+    background thread per process, newest requests first.
+
+    After a view is drawn the session asks for the planes one slider step away from it
+    (each slider's neighbouring values, the others unchanged): a slider step then finds its
+    plane decoded. A plane a session asks for while it is being prefetched is not read
+    twice (:meth:`PlaneCache.get` waits for the load in progress).
+    """
+
+    def __init__(self, cache: PlaneCache, pending: int = PREFETCH_PENDING):
+        self.cache = cache
+        self.pending = pending
+        self._jobs: list[tuple[tuple, Callable[[], Plane]]] = []
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def want(self, jobs: list[tuple[tuple, Callable[[], Plane]]]) -> None:
+        """Queue ``(key, load)`` pairs ahead of older requests (first ones first)."""
+        with self._cv:
+            fresh = [(k, f) for k, f in jobs if k not in self.cache]
+            keys = {k for k, _ in fresh}
+            self._jobs = (fresh + [j for j in self._jobs if j[0] not in keys])[:self.pending]
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="phasemap-prefetch")
+                self._thread.start()
+            self._cv.notify()
+
+    def idle(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is queued (tests); False on timeout."""
+        with self._cv:
+            return self._cv.wait_for(lambda: not self._jobs and not self._busy, timeout)
+
+    _busy = False
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                self._busy = False
+                self._cv.notify_all()
+                if not self._cv.wait_for(lambda: bool(self._jobs), timeout=60.0):
+                    self._thread = None
+                    return
+                key, load = self._jobs.pop(0)
+                self._busy = True
+            try:
+                self.cache.get(key, load)
+            except Exception:  # a neighbour that cannot be read is simply not prefetched
+                traceback.print_exc()
+
+
+PREFETCH = Prefetcher(PLANES)
 #: One threshold tracing at a time in the process (root finding is CPU-bound).
 _TRACE_LOCK = threading.Lock()
 
@@ -121,18 +199,13 @@ def read_plane(ds: xr.Dataset, model: Model, x: str, y: str, fixed: dict[str, fl
                ) -> Plane:
     """Every output of ``ds`` on the ``(x, y)`` plane at the ``fixed`` grid values."""
     outputs = [v for v in model.outputs if v in ds.data_vars]
-    index = {}
-    for d, value in fixed.items():
-        coord = np.asarray(ds[d].values, dtype=np.float64)
-        index[d] = int(np.argmin(np.abs(coord - value)))
-    for dim in ds.dims:
-        if str(dim) not in (x, y) and str(dim) not in index:
-            index[str(dim)] = 0
+    index = logic.slice_index({str(d): ds[d].values for d in ds.dims},
+                              [str(d) for d in ds.dims], x, y, fixed)
     n = ds.sizes[x] * ds.sizes[y]
     if n > MAX_PLANE_POINTS:
         raise ParameterError("plane", f"{n:,} points", f"at most {MAX_PLANE_POINTS:,} points "
                              "on one map")
-    sub = ds[outputs].isel(index).transpose(y, x).compute()
+    sub = logic.read_slice(ds, x, y, fixed, outputs)
     arrays = {v: np.ascontiguousarray(sub[v].values) for v in outputs}
     xs = np.asarray(ds[x].values, dtype=np.float64)
     ys = np.asarray(ds[y].values, dtype=np.float64)
@@ -178,20 +251,15 @@ def make_view(plane: Plane, window: tuple | None, pixels=(VIEW_PIXELS_X, VIEW_PI
     return View(data, ax, ay)
 
 
-def covers(view: View, plane: Plane, window: tuple | None) -> bool:
-    """Whether ``view`` already holds every stored point of ``window``, one pixel each (so a
-    pan or zoom inside it needs no new data)."""
+def covers(view: View, plane: Plane, window: tuple | None,
+           pixels=(VIEW_PIXELS_X, VIEW_PIXELS_Y)) -> bool:
+    """Whether ``view`` already shows ``window`` ((x0, x1), (y0, y1)) as well as a new view
+    would (:func:`~phasemap.service.explorer_logic.view_suffices` on both axes), so that a
+    pan or zoom to it needs no new data: the browser redraws what it has."""
     if window is None:
         return False
-    for axis, coord, (lo, hi) in ((view.ax, plane.xs, window[0]), (view.ay, plane.ys,
-                                                                    window[1])):
-        idx = axis.index
-        full = bool(np.all(np.diff(idx) == 1)) and logic.is_regular(coord)
-        edges = logic.cell_edges(coord)  # the window beyond the data shows nothing new
-        lo, hi = max(min(lo, hi), edges[0]), min(max(lo, hi), edges[-1])
-        if not full or lo < axis.lo or hi > axis.hi:
-            return False
-    return True
+    return (logic.view_suffices(view.ax, plane.xs, window[0], pixels[0])
+            and logic.view_suffices(view.ay, plane.ys, window[1], pixels[1]))
 
 
 # --- the session ------------------------------------------------------------------------------
@@ -259,6 +327,62 @@ def mount_explorer(app, config: ServiceConfig, store: Store, jobs: JobManager,
 
     app.state.explorer_sessions = sessions
 
+    # Warm the explorer when the server starts (not when an app is merely built): its
+    # thread starts before the service's own warm-up, so the kernels a page needs first
+    # (the derive kernels of the store's read path) are compiled first.
+    served = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a):
+        threading.Thread(target=warm_explorer, args=(store, datasets), daemon=True,
+                         name="phasemap-explorer-warm-up").start()
+        async with served(a) as state:
+            yield state
+
+    app.router.lifespan_context = lifespan
+
+
+def first_view_key(ds: xr.Dataset, model: Model, rid: str
+                   ) -> tuple[tuple, str, str, dict[str, float]] | None:
+    """The plane a new session shows first for dataset ``rid``: its cache key, axes and
+    fixed values (the default axes, each slider at its middle value), as the session
+    computes them; ``None`` for a dataset without two dimensions with several values."""
+    sizes = {str(d): int(n) for d, n in ds.sizes.items()}
+    x, y = logic.default_axes(sizes, model.param_names)
+    if x is None or y is None:
+        return None
+    fixed = {}
+    for d in logic.other_axes(sizes, x, y):
+        values = [float(v) for v in np.asarray(ds[d].values)]
+        fixed[d] = values[len(values) // 2]
+    return (rid, x, y, tuple(sorted(fixed.items()))), x, y, fixed
+
+
+def warm_explorer(store: Store, datasets: DatasetCache) -> None:
+    """What the first page would otherwise wait for, done at server start: compile (or
+    load from numba's cache) the derive kernel of every registered model that stores only
+    part of its outputs (the store's read path, which every map goes through), then decode
+    the plane the explorer opens first (the default dataset, its default axes and slider
+    values) into :data:`PLANES`."""
+    from ..models import available_models, get_model
+
+    try:
+        for name in available_models():
+            model = get_model(name)
+            if model.derive is not None and model.stored:
+                model.derive({o: np.zeros(2) for o in model.stored}, **model.defaults())
+        rid = default_dataset(store.requests(), paper_map_ids())
+        if rid is None:
+            return
+        ds = datasets.open(rid)
+        model = model_of(ds)
+        first = first_view_key(ds, model, rid)
+        if first is not None:
+            key, x, y, fixed = first
+            PLANES.get(key, partial(read_plane, ds, model, x, y, fixed))
+    except Exception:  # the explorer still serves, the first page is only slower
+        traceback.print_exc()
+
 
 def explorer_page(config: ServiceConfig, store: Store, jobs: JobManager,
                   datasets: DatasetCache):
@@ -306,6 +430,7 @@ class Explorer:
         self.ds: xr.Dataset | None = None
         self.model: Model | None = None
         self.plane: Plane | None = None
+        self._plane_key: tuple | None = None
         self.view: View | None = None
         self.job: Job | None = None
         self._poll: Any = None
@@ -313,6 +438,8 @@ class Explorer:
         self._lock = threading.Lock()
         self._wanted = 0
         self._drawn = 0
+        self._count_lock = threading.Lock()
+        self._reset_pending = False
         self._doc = pn.state.curdoc
         self._built = False
         self._records: dict[str, dict] = {}
@@ -331,6 +458,9 @@ class Explorer:
                               css_classes=["pm-along"])
         self.sliders_box = pn.Column(sizing_mode="stretch_width")
         self.sliders: dict[str, Any] = {}
+        self._slider_pool: dict[str, Any] = {}
+        self._rebuilding = False
+        self.fixed_pane = pn.pane.HTML("", width=300, css_classes=["phasemap-fixed"])
         self.message = pn.pane.Alert("", alert_type="light", visible=False, width=300)
         self.status = pn.pane.HTML("", css_classes=["phasemap-status"], width=300)
         self.legend = pn.pane.HTML("", css_classes=["phasemap-legend"], width=330)
@@ -386,7 +516,7 @@ class Explorer:
 
     # --- the Bokeh document (built once) ------------------------------------------------------
     def _build_figures(self) -> None:
-        from bokeh.events import RangesUpdate, Tap
+        from bokeh.events import DoubleTap, PressUp, RangesUpdate, Tap
         from bokeh.models import ColumnDataSource, CustomJSHover, HoverTool, LinearColorMapper
         from bokeh.models.annotations import ColorBar, Legend, Span
         from bokeh.models.ranges import Range1d
@@ -434,8 +564,16 @@ class Explorer:
         }
         self.hover = HoverTool(renderers=[self.mask_image], tooltips="", formatters={})
         fig.add_tools(self.hover)
-        fig.on_event(Tap, self._on_tap)
+        # A click is a Tap, but Bokeh reports a second click within 300 ms of the previous
+        # one as a DoubleTap only, and a button held over 300 ms (a slow click, or a busy
+        # browser) as a Press/PressUp only: each of them picks the point under it, so that
+        # no click is lost.
+        for kind in (Tap, DoubleTap, PressUp):
+            fig.on_event(kind, self._on_tap)
         fig.on_event(RangesUpdate, self._on_ranges)
+        # The browser redraws pans and zooms itself; it reports the new ranges (RangesUpdate)
+        # once the gesture has been still for ``lod_timeout`` ms: the debounce of refetches.
+        fig.lod_interval, fig.lod_timeout = 100, 150
         self.fig = fig
 
         lf = figure(name="phasemap-lines", frame_width=FRAME_WIDTH, frame_height=230,
@@ -554,6 +692,9 @@ class Explorer:
         self.request_draw(reset_range=True)
 
     def build_sliders(self) -> None:
+        """One slider per dimension off the map; the session keeps its slider widgets (and
+        the "Fixed" line) and reuses them for the next dataset with the same dimension
+        names, so a dataset switch updates widgets instead of building new ones."""
         import panel as pn
 
         self.sliders = {}
@@ -563,30 +704,40 @@ class Explorer:
             self.sliders_box.objects = []
             return
         fixed_text = []
-        for d in ds.dims:
-            d = str(d)
-            if d in (self.state.x, self.state.y):
-                continue
-            values = [float(v) for v in np.asarray(ds[d].values)]
-            label = self._label(d)
-            if len(values) == 1:
-                fixed_text.append(f"{label.split(' [')[0]} = {values[0]:g}")
-                continue
-            old = self.state.fixed.get(d)
-            value = old if old in values else values[len(values) // 2]
-            slider = pn.widgets.DiscreteSlider(name=label, options=values, value=value,
-                                               width=290, css_classes=[f"slider-{d}"])
-            slider.param.watch(self._on_slider, "value")
-            self.sliders[d] = slider
-            items.append(slider)
+        self._rebuilding = True
+        try:
+            for d in ds.dims:
+                d = str(d)
+                if d in (self.state.x, self.state.y):
+                    continue
+                values = [float(v) for v in np.asarray(ds[d].values)]
+                label = self._label(d)
+                if len(values) == 1:
+                    fixed_text.append(f"{label.split(' [')[0]} = {values[0]:g}")
+                    continue
+                old = self.state.fixed.get(d)
+                value = old if old in values else values[len(values) // 2]
+                slider = self._slider_pool.get(d)
+                if slider is None:
+                    slider = pn.widgets.DiscreteSlider(name=label, options=values, value=value,
+                                                       width=290, css_classes=[f"slider-{d}"])
+                    slider.param.watch(self._on_slider, "value")
+                    self._slider_pool[d] = slider
+                else:
+                    slider.param.update(name=label, options=values, value=value)
+                self.sliders[d] = slider
+                items.append(slider)
+        finally:
+            self._rebuilding = False
         for name in (self._m().param_names if self.model else ()):
             if name not in ds.dims and name in ds.coords and ds[name].size == 1:
                 fixed_text.append(f"{self._label(name).split(' [')[0]} = "
                                   f"{float(ds[name]):g}")
         if fixed_text:
-            items.append(pn.pane.HTML("Fixed: " + ", ".join(fixed_text), width=300,
-                                      css_classes=["phasemap-fixed"]))
-        self.sliders_box.objects = items
+            self.fixed_pane.object = "Fixed: " + ", ".join(fixed_text)
+            items.append(self.fixed_pane)
+        if [id(o) for o in self.sliders_box.objects] != [id(o) for o in items]:
+            self.sliders_box.objects = items
         self.state.fixed = {d: float(s.value) for d, s in self.sliders.items()}
 
     def _build_hover(self, labels: list[str], quantities: list[str]) -> None:
@@ -636,6 +787,8 @@ class Explorer:
         self.request_draw(reset_range=True)
 
     def _on_slider(self, event) -> None:
+        if self._rebuilding:
+            return  # a reused slider set for the next dataset: open_dataset draws
         self.state.fixed = {d: float(s.value) for d, s in self.sliders.items()}
         self.request_draw()
 
@@ -649,7 +802,11 @@ class Explorer:
     def _on_ranges(self, event) -> None:
         if None in (event.x0, event.x1, event.y0, event.y1):
             return
-        self.state.window = ((event.x0, event.x1), (event.y0, event.y1))
+        window = ((event.x0, event.x1), (event.y0, event.y1))
+        self.state.window = window
+        view, plane = self.view, self.plane
+        if view is not None and plane is not None and covers(view, plane, window):
+            return  # the browser's redraw of the data it has is already the full picture
         self.request_draw(window_only=True)
 
     def _on_tap(self, event) -> None:
@@ -674,19 +831,28 @@ class Explorer:
     def request_draw(self, reset_range: bool = False, style_only: bool = False,
                      window_only: bool = False) -> None:
         """Redraw for the current state; requests that arrive while one is being drawn are
-        folded into one more draw of the latest state."""
-        self._wanted += 1
+        folded into one more draw of the latest state. A folded draw is a full one, and
+        resets the ranges if any folded request asked for it (a dataset switch folded
+        into a slider's redraw still gets its own axes)."""
+        with self._count_lock:
+            self._wanted += 1
+            mine = self._wanted
+            self._reset_pending = self._reset_pending or reset_range
         self._set_busy()
         while True:
             if not self._lock.acquire(blocking=False):
                 return  # the thread drawing now will draw the latest state afterwards
             try:
                 while self._drawn < self._wanted:
-                    target = self._wanted
-                    if self._guard(self._draw, reset_range, style_only, window_only,
-                                   target) is None:
+                    with self._count_lock:
+                        target = self._wanted
+                        reset, self._reset_pending = self._reset_pending, False
+                    # a partial draw only for this request alone, never for folded ones
+                    style, window = (style_only, window_only) if target == mine else \
+                        (False, False)
+                    mine = -1
+                    if self._guard(self._draw, reset, style, window, target) is None:
                         self._apply(partial(self._failed, target))
-                    reset_range = style_only = window_only = False
                     self._drawn = max(self._drawn, target)
             finally:
                 self._lock.release()
@@ -761,14 +927,27 @@ class Explorer:
             self.image.glyph.global_alpha = 1.0
             self.fig.tags = [serial]
 
-        self.plane, self.view = plane, view
+        self.plane, self.view, self._plane_key = plane, view, key
         self._apply(apply)
+        if new_plane:
+            self._prefetch_neighbours(ds, model, x, y, fixed)
         self.legend.object = legend
         self.status.object = self._status_html(shown)
         self._update_exports(shown)
         if new_plane and tapped is not None:
             self.draw_lines()
         return True
+
+    def _prefetch_neighbours(self, ds: xr.Dataset, model: Model, x: str, y: str,
+                             fixed: dict[str, float]) -> None:
+        """Queue the planes one slider step away from ``fixed`` for :data:`PREFETCH`."""
+        jobs: list[tuple[tuple, Callable[[], Plane]]] = []
+        for d, value in logic.neighbour_values(
+                {d: np.asarray(ds[d].values, dtype=np.float64) for d in fixed}, fixed):
+            near = {**fixed, d: value}
+            key = (self.state.dataset, x, y, tuple(sorted(near.items())))
+            jobs.append((key, partial(read_plane, ds, model, x, y, near)))
+        PREFETCH.want(jobs)
 
     def _failed(self, serial: int) -> None:
         """A view that could not be drawn: say so on the map (the message says why)."""
@@ -911,24 +1090,21 @@ class Explorer:
             self.point_info.object = ("Click a point of the map to draw the lines along "
                                       f"{along} through it.")
             return
-        index = {d: int(np.argmin(np.abs(np.asarray(ds[d].values, dtype=float) - v)))
-                 for d, v in point.items() if d != along and d in ds.dims}
         names = [q for q in model.quantities if model.output(q).signed and q in ds]
-        line = ds[[*names, *[v for v in model.labels if v in ds]]].isel(index).compute()
-        xs = np.asarray(line[along].values, dtype=np.float64)
+        xs, line = self._line(point, along, [*names, *[v for v in model.labels if v in ds]])
         at = point[along]
         k = int(np.argmin(np.abs(xs - at)))
         marks: dict[str, list] = {"x": [], "y": [], "color": []}
         series = {}
         for i, q in enumerate(names):
-            ys = np.asarray(line[q].values, dtype=np.float64)
+            ys = np.asarray(line[q], dtype=np.float64)
             series[q] = (ys, LINE_COLORS[i % len(LINE_COLORS)])
             marks["x"].append(float(xs[k]))
             marks["y"].append(float(ys[k]))
             marks["color"].append(LINE_COLORS[i % len(LINE_COLORS)])
         record = {d: point[d] for d in point}
-        values = {q: float(line[q].values[k]) for q in names}
-        labels = {v: int(line[v].values[k]) for v in model.labels if v in line}
+        values = {q: float(line[q][k]) for q in names}
+        labels = {v: int(line[v][k]) for v in model.labels if v in line}
 
         def apply() -> None:
             from bokeh.models import ColumnDataSource
@@ -964,6 +1140,27 @@ class Explorer:
             flags = model.output(v).flags
             parts.append(f"{v}: {logic.legend_text(flags[c]) if 0 <= c < len(flags) else '-'}")
         self.point_info.object = "<b>Point</b> " + ", ".join(parts)
+
+    def _line(self, point: dict[str, float], along: str, names: list[str]
+              ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The values of ``names`` along ``along`` through ``point``: a row or column of the
+        plane on screen when ``along`` is one of the map's axes (no read at all), else read
+        from the dataset."""
+        st, plane = self.state, self.plane
+        key = (st.dataset, st.x, st.y, tuple(sorted(st.fixed.items())))
+        if plane is not None and self._plane_key == key and along in (st.x, st.y) \
+                and all(q in plane.arrays for q in names):
+            if along == st.x:
+                i = int(np.argmin(np.abs(plane.ys - point[str(st.y)])))
+                return plane.xs, {q: plane.arrays[q][i, :] for q in names}
+            j = int(np.argmin(np.abs(plane.xs - point[str(st.x)])))
+            return plane.ys, {q: plane.arrays[q][:, j] for q in names}
+        ds = self._d()
+        index = {d: int(np.argmin(np.abs(np.asarray(ds[d].values, dtype=float) - v)))
+                 for d, v in point.items() if d != along and d in ds.dims}
+        line = ds[names].isel(index).compute()
+        return (np.asarray(line[along].values, dtype=np.float64),
+                {q: np.asarray(line[q].values) for q in names})
 
     def _hide_lines(self) -> None:
         self.line_fig.visible = False

@@ -6,6 +6,10 @@ to the screen, colour limits, the model's domain on a plane, the slice-export qu
 decided here from the model registry (:mod:`phasemap.models`) and plain arrays, so that it
 is unit-tested without a browser (``tests/test_explorer_logic.py``) and works for any
 registered model: no parameter or output name is written here.
+
+One function here touches data: :func:`read_slice`, the explorer's only read of a map's
+plane, kept here so that the read path can be swapped (for a direct slice reader of the
+store) in one place.
 """
 
 from __future__ import annotations
@@ -14,13 +18,16 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import numpy as np
 
 from ..errors import ParameterError
 from ..models import Model
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 #: Labels of at least two words and more than this many characters are abbreviated to their
 #: initials on the map and spelled out in the legend (ANM, RHT, AT for the paper's lens).
@@ -301,6 +308,49 @@ def screen_axis(coord: np.ndarray, window: tuple[float, float] | None, pixels: i
     return ScreenAxis(index.astype(np.int64), lo, hi)
 
 
+#: After a pan or zoom the view is re-sent only when it lacks something the new window
+#: could show: data beyond the view's extent, or resolution: fewer screen pixels of the view
+#: across the window than this fraction of the stored points (at most one per pixel) the
+#: window holds. Above it the browser's own redraw of the view it has is what the user sees.
+REFETCH_BELOW = 0.7
+
+
+def view_suffices(axis: ScreenAxis, coord: np.ndarray, window: tuple[float, float],
+                  pixels: int) -> bool:
+    """Whether the view along one axis (``axis``, cut from ``coord``) already shows
+    ``window`` well enough for a screen of ``pixels``: the window (clipped to the data)
+    lies inside the view, and the view either holds every stored point there or at least
+    :data:`REFETCH_BELOW` of the detail a fresh view of the window would have."""
+    c = np.asarray(coord, dtype=np.float64)
+    edges = cell_edges(c)
+    lo, hi = max(min(window), float(edges[0])), min(max(window), float(edges[-1]))
+    if not hi > lo:
+        return True  # the window shows no data at all: nothing to fetch
+    span = axis.hi - axis.lo
+    tol = 1e-9 * max(abs(span), abs(axis.lo), abs(axis.hi), 1e-300)
+    if lo < axis.lo - tol or hi > axis.hi + tol:
+        return False
+    if is_regular(c) and axis.n > 0 and bool(np.all(np.diff(axis.index) == 1)):
+        return True  # every stored point of the window is in the view, one pixel each
+    first = int(np.clip(np.searchsorted(edges, lo, side="right") - 1, 0, c.size - 1))
+    last = int(np.clip(np.searchsorted(edges, hi, side="left") - 1, 0, c.size - 1))
+    shown = axis.n * (hi - lo) / span  # pixels of the view across the window
+    return shown >= REFETCH_BELOW * min(last - first + 1, pixels)
+
+
+def neighbour_values(coords: Mapping[str, np.ndarray], fixed: Mapping[str, float]
+                     ) -> list[tuple[str, float]]:
+    """The values one slider step away from ``fixed``: for each fixed dimension, the grid
+    values just after and just before its current one (in that order, dimensions in the
+    order of ``fixed``), as ``(dimension, value)`` pairs."""
+    out = []
+    for d, value in fixed.items():
+        c = np.asarray(coords[d], dtype=np.float64)
+        k = int(np.argmin(np.abs(c - value)))
+        out += [(d, float(c[j])) for j in (k + 1, k - 1) if 0 <= j < c.size]
+    return out
+
+
 def color_limits(values: np.ndarray, signed: bool) -> tuple[float, float]:
     """Colour-map limits: symmetric about 0 for a signed quantity (diverging map centred on
     0), the finite range otherwise; a flat or empty field gets a unit-wide range."""
@@ -359,3 +409,34 @@ def slice_query(dataset_id: str, fixed: Mapping[str, float], fmt: str = "netcdf"
     query = {k: repr(float(v)) for k, v in fixed.items()}
     query["format"] = fmt
     return f"/api/grids/{dataset_id}/slice?{urlencode(query)}"
+
+
+# --- the one read of map data ------------------------------------------------------------------
+
+def slice_index(coords: Mapping[str, np.ndarray], dims: Sequence[str], x: str, y: str,
+                fixed: Mapping[str, float]) -> dict[str, int]:
+    """Integer positions of the plane ``(x, y)`` at ``fixed`` values: each fixed dimension
+    at its grid value nearest to the one asked for, every other dimension off the map at 0."""
+    index = {}
+    for d, value in fixed.items():
+        coord = np.asarray(coords[d], dtype=np.float64)
+        index[d] = int(np.argmin(np.abs(coord - value)))
+    for d in dims:
+        if d not in (x, y) and d not in index:
+            index[d] = 0
+    return index
+
+
+def read_slice(ds: xr.Dataset, x: str, y: str, fixed: Mapping[str, float],
+               outputs: Sequence[str]) -> xr.Dataset:
+    """The 2-D slice ``(y, x)`` of ``ds`` at ``fixed`` values with ``outputs`` (every output
+    and both labels, as stored or derived on read), loaded into memory.
+
+    This is the explorer's only read of map data (the line plot and the CSV export read
+    through :mod:`phasemap.query`-style selections of the same dataset). It goes through the
+    dataset's dask graph today; a direct slice reader of the store returning the same
+    ``xarray.Dataset`` (dims ``(y, x)``, the same variables) can replace its body.
+    """
+    index = slice_index({str(d): ds[d].values for d in ds.dims}, [str(d) for d in ds.dims],
+                        x, y, fixed)
+    return ds[list(outputs)].isel(index).transpose(y, x).compute()
