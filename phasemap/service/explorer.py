@@ -409,8 +409,8 @@ class ViewState(param.Parameterized):
     y = param.String(default=None, allow_None=True)
     lens = param.String(default=None, allow_None=True)
     shown = param.String(default="labels")
-    #: Off by default: tracing calls the model kernel, which crashes the process on some
-    #: grids (see docs/explorer.md); the user turns the curves on.
+    #: Off by default: tracing is root finding on the model for every new plane, CPU that a
+    #: slider step on a small machine needs more (see docs/explorer.md).
     thresholds = param.Boolean(default=False)
     fixed = param.Dict(default={})
     along = param.String(default=None, allow_None=True)
