@@ -1,6 +1,6 @@
 """phasemap benchmark suite: every figure beside a reference measured in the same run.
 
-    python benchmarks/run.py            # the full suite (~3 min on 2 cores, ~15 GB of disk)
+    python benchmarks/run.py            # the full suite (~10-20 min on 2 cores, ~15 GB of disk)
     python benchmarks/run.py --quick    # a smoke run of every figure on small grids (CI)
     python benchmarks/run.py --markdown # also print the table as Markdown (docs/performance.md)
 
@@ -976,7 +976,7 @@ def main(argv: list[str] | None = None) -> int:
                 if slurm and want(8):
                     bench_slurm(scale, work, 2, local)
             if want(9):
-                bench_4d(survey_4d(1000, 10, 100, 1000), map_2d(), work, 5)
+                bench_4d(survey_4d(1000, 10, 100, 1000), map_2d(), work, 3)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\ndone in {time.perf_counter() - t0:.0f} s")
