@@ -774,6 +774,19 @@ def bench_slurm(spec: dict, work: Path, repeat: int, local: dict[int, list[Scale
             ">= 1.8x (0.9 N)", rates[2] >= 1.8 * rates[1]))
 
 
+def run_slurm(spec: dict, work: Path, repeat: int, local: dict[int, list[ScaleRun]],
+              strict: bool) -> None:
+    """:func:`bench_slurm`; when it was not asked for (SLURM merely answered) a failure is
+    reported and the suite goes on."""
+    try:
+        bench_slurm(spec, work, repeat, local)
+    except Exception as exc:
+        if strict:
+            raise
+        print(f"  the SLURM section failed, no SLURM figures: {type(exc).__name__}: {exc}",
+              flush=True)
+
+
 def survey_spec(eps: int | None = None, T: int | None = None) -> dict:
     """``pipelines/survey.yaml`` (800 x 64 x 32 x 64 = 1.05e8 points), optionally cut to its
     first ``eps`` and ``T`` values (same lattices, so the same family)."""
@@ -952,7 +965,7 @@ def main(argv: list[str] | None = None) -> int:
             if want(7) or want(8):
                 local = bench_scale_out(scale, work, 2)
                 if slurm and want(8):
-                    bench_slurm(scale, work, 1, local)
+                    run_slurm(scale, work, 1, local, strict=args.slurm)
             if want(9):
                 bench_4d(survey_4d(128, 2, 16, 128), map_2d(), work, 3)
         else:
@@ -974,7 +987,7 @@ def main(argv: list[str] | None = None) -> int:
             if want(7) or want(8):
                 local = bench_scale_out(scale, work, 3)
                 if slurm and want(8):
-                    bench_slurm(scale, work, 2, local)
+                    run_slurm(scale, work, 2, local, strict=args.slurm)
             if want(9):
                 bench_4d(survey_4d(1000, 10, 100, 1000), map_2d(), work, 3)
     finally:
