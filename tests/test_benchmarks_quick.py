@@ -34,6 +34,14 @@ FIGURES = [
     r"points computed per point requested, paper-like .* Mpts \| points requested",
     r"points computed per point requested, 2-D map .* Mpts \| points requested",
     r"scale-out: 2 worker processes: .* Mpts/s \| 1 worker process",
+    r"scale-out: points per worker CPU-second, 2 workers: .* \| 1 worker",
+    r"scale-out limit: scheduler CPU per task: .* ms \| worker CPU per task",
+    r"scale-out limit: shard objects the storage writes: .* shards/s \| shards one worker",
+    r"2-D slice \(eps, dV\) of the 4-D dataset, .* ms \| contiguous numpy memmap read",
+    r"2-D slice \(eps, dT\) of the 4-D dataset, .* ms \| contiguous numpy memmap read",
+    r"2-D slice \(eps, T\) of the 4-D dataset, .* ms \| contiguous numpy memmap read",
+    r"2-D slice \(dT, dV\) of the 4-D dataset, .* ms \| contiguous numpy memmap read",
+    r"cache hit on the .*-point 4-D dataset: .* ms \| cache hit on a .*-point dataset",
 ]
 
 
@@ -43,6 +51,7 @@ def test_quick_benchmark_prints_every_figure(tmp_path):
     env.pop("PHASEMAP_STORE", None)
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--markdown",
+         "--no-slurm",
          "--workdir", str(tmp_path), "--json", str(tmp_path / "figures.json")],
         capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -96,3 +105,47 @@ def test_shard_writer_and_reader_match_zarr(tmp_path):
         enc.read(store.root, "x", sel, np.nan)
     with pytest.raises(Exception):  # noqa: B017 - Zarr's own error type varies by version
         arr[sel]
+
+
+SLURM_FIGURES = [
+    r"--cluster slurm, 1 job: .* Mpts/s \| LocalCluster, 1 worker process",
+    r"--cluster slurm, 2 jobs: .* Mpts/s \| LocalCluster, 2 worker processes",
+    r"--cluster slurm: 2 jobs: .* Mpts/s \| 1 job",
+]
+
+
+def _slurm_up() -> bool:
+    import shutil
+
+    if shutil.which("sinfo") is None:
+        return False
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True,
+                             timeout=20).stdout
+    except (subprocess.TimeoutExpired, OSError):
+        return False
+    return any(s.strip().rstrip("*") in ("idle", "mixed", "allocated", "completing")
+               for s in out.split())
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_quick_benchmark_runs_the_slurm_figures(tmp_path):
+    """The --cluster slurm section (1 and 2 jobs, beside the LocalCluster reference of the
+    same run) on the single-node SLURM that ``.ci/run`` starts; skipped without one."""
+    if not _slurm_up():
+        pytest.skip("no SLURM node is up: `bash .ci/slurm-up.sh` starts one")
+    env = dict(os.environ)
+    env.pop("PHASEMAP_STORE", None)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--only", "8",
+         "--slurm", "--workdir", str(tmp_path), "--json", str(tmp_path / "figures.json")],
+        capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for pattern in SLURM_FIGURES:
+        lines = [ln for ln in result.stdout.splitlines() if re.search(pattern, ln)]
+        assert lines and all(re.search(r"ratio \d+\.\d+x", ln) for ln in lines), pattern
+    rows = json.loads((tmp_path / "figures.json").read_text())["rows"]
+    slurm = [r for r in rows if r["figure"].startswith("--cluster slurm")]
+    assert len(slurm) == 3 and all(np.isfinite(r["value"]) and r["value"] > 0 for r in slurm)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("bench-")]

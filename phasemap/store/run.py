@@ -49,18 +49,35 @@ def _shards_task(url: str, definition: dict, shards: list[tuple[int, ...]],
         fam.close()
 
 
-#: Most shards one dask task computes. A task costs the scheduler a few ms here, against
-#: ~20-40 ms of work per shard; batches keep that overhead small (see docs/performance.md).
+#: Most shards one dask task computes. A task costs the scheduler and the client ~1-3 ms of
+#: CPU here (docs/performance.md, issue 14), against ~5-10 ms of work per shard; batches keep
+#: that overhead to a few per cent.
 MAX_SHARDS_PER_TASK = 8
 
 
-#: Fewest tasks per worker thread, so that the last tasks still balance across threads.
-MIN_TASKS_PER_THREAD = 8
+#: Each batch is cut as this fraction of a thread's share of the shards still to come:
+#: 1/4 here, so the batches shrink towards the end of a run (see :func:`_batches`).
+MIN_TASKS_PER_THREAD = 4
 
 
 def _batches(shards: list[tuple[int, ...]], threads: int) -> list[list[tuple[int, ...]]]:
-    per = max(1, min(MAX_SHARDS_PER_TASK, len(shards) // (threads * MIN_TASKS_PER_THREAD)))
-    return [shards[i:i + per] for i in range(0, len(shards), per)]
+    """Cut ``shards`` into tasks, in order: large batches first, smaller ones at the end.
+
+    Each batch holds ``ceil(remaining / (threads * MIN_TASKS_PER_THREAD))`` shards, at most
+    :data:`MAX_SHARDS_PER_TASK` (guided self-scheduling): no task holds more than a quarter of
+    a thread's share of the work still to come, so the worker that finishes last waits for
+    at most a small task (the last ``threads * MIN_TASKS_PER_THREAD`` tasks are single
+    shards), while most shards still travel in batches of 8. Fixed batches of 8 could leave
+    one worker computing a whole batch (~40-80 ms) while the others were idle; one shard per
+    task would cost the client and the scheduler ~1-3 ms of CPU per shard.
+    """
+    per_thread = max(1, threads) * MIN_TASKS_PER_THREAD
+    out, i = [], 0
+    while i < len(shards):
+        per = min(MAX_SHARDS_PER_TASK, -(-(len(shards) - i) // per_thread))
+        out.append(shards[i:i + per])
+        i += per
+    return out
 
 
 def run_shards(store: Store, fam: Family, shards: list[tuple[int, ...]],
