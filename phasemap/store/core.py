@@ -48,7 +48,7 @@ from ..errors import ParameterError, StoreCorrupted, StoreError
 from ..grid import GridSpec, grid_index
 from .blobs import BlobStore
 from .codec import _shard_encoder, compressors
-from .family import Family
+from .family import REPAIR, Family
 from .layout import FamilyLayout, Window, spec_id
 from .leases import LEASE_HEARTBEAT, LEASE_TTL, Lease
 from .plan import Plan, _shard_of, as_spec, plan
@@ -394,7 +394,8 @@ class Store(BlobStore):
                      if all(not ax.explicit or s[i] in slot_values[ax.name]
                             for i, ax in enumerate(fam.layout.axes))]
             with Lease(self, [key]):
-                run_shards(self, fam, known, slot_values, client=client, progress=progress)
+                run_shards(self, fam, known, slot_values, client=client, progress=progress,
+                           box=REPAIR)
         for rid in sorted(datasets):
             compute(GridSpec.from_dict(self.request(rid)["spec"]), self, client=client)
 

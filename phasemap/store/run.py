@@ -27,24 +27,25 @@ if TYPE_CHECKING:
 
 
 def _shard_task(url: str, definition: dict, shard: tuple[int, ...],
-                slot_values: dict[str, dict[int, float]]) -> int:
+                slot_values: dict[str, dict[int, float]], box=None) -> int:
     from .core import Store  # the facade imports this module
 
     fam = Family(Store(url), FamilyLayout.from_definition(definition))
     try:
-        return fam.compute_shard(tuple(shard), slot_values)
+        return fam.compute_shard(tuple(shard), slot_values, box)
     finally:
         fam.close()
 
 
 def _shards_task(url: str, definition: dict, shards: list[tuple[int, ...]],
-                 slot_values: dict[str, dict[int, float]]) -> int:
-    """Compute and commit several shards one after the other (each committed on its own)."""
+                 slot_values: dict[str, dict[int, float]], box=None) -> int:
+    """Compute and commit several shards one after the other (each committed on its own);
+    ``box``: only their part inside this window span (see :meth:`Family.compute_shard`)."""
     from .core import Store  # the facade imports this module
 
     fam = Family(Store(url), FamilyLayout.from_definition(definition))
     try:
-        return sum(fam.compute_shard(tuple(shard), slot_values) for shard in shards)
+        return sum(fam.compute_shard(tuple(shard), slot_values, box) for shard in shards)
     finally:
         fam.close()
 
@@ -65,8 +66,9 @@ def _batches(shards: list[tuple[int, ...]], threads: int) -> list[list[tuple[int
 
 def run_shards(store: Store, fam: Family, shards: list[tuple[int, ...]],
                slot_values: dict[str, dict[int, float]], client=None,
-               progress: Callable[[int, int, int], None] | None = None) -> int:
-    """Compute and commit ``shards``; return points computed.
+               progress: Callable[[int, int, int], None] | None = None, box=None) -> int:
+    """Compute and commit ``shards`` (only their part inside ``box``, a window's
+    :meth:`~.layout.Window.span`, that is not stored yet); return points computed.
 
     With no ``client``, on dask's threaded scheduler in this process (:func:`_run_local`);
     otherwise as dask tasks on the client's cluster, a few shards per task.
@@ -74,7 +76,7 @@ def run_shards(store: Store, fam: Family, shards: list[tuple[int, ...]],
     if not shards:
         return 0
     if client is None:
-        return _run_local(fam, list(shards), slot_values, progress)
+        return _run_local(fam, list(shards), slot_values, progress, box)
     definition = fam.layout.definition()
     from distributed import as_completed
 
@@ -85,7 +87,7 @@ def run_shards(store: Store, fam: Family, shards: list[tuple[int, ...]],
     batches = _batches(list(shards), threads)
     futures = client.map(_shards_task, [store.url] * len(batches),
                          [definition] * len(batches), batches,
-                         [slot_values] * len(batches), pure=False)
+                         [slot_values] * len(batches), [box] * len(batches), pure=False)
     sizes = {fut.key: len(batch) for fut, batch in zip(futures, batches, strict=True)}
     done = points = 0
     for fut in as_completed(futures, loop=client.loop):  # client may not be the default
@@ -98,7 +100,7 @@ def run_shards(store: Store, fam: Family, shards: list[tuple[int, ...]],
 
 def _run_local(fam: Family, shards: list[tuple[int, ...]],
                slot_values: dict[str, dict[int, float]],
-               progress: Callable[[int, int, int], None] | None = None) -> int:
+               progress: Callable[[int, int, int], None] | None = None, box=None) -> int:
     """Compute and commit ``shards`` on a thread per core of this process; return points.
 
     The embedded default: dask's local scheduler, one task per shard, on a thread pool of
@@ -123,7 +125,7 @@ def _run_local(fam: Family, shards: list[tuple[int, ...]],
 
     threads = max(1, min(usable_cores(), len(shards)))
     keys = [("phasemap-shard", i) for i in range(len(shards))]
-    graph = {key: (functools.partial(fam.compute_shard, tuple(shard), slot_values),)
+    graph = {key: (functools.partial(fam.compute_shard, tuple(shard), slot_values, box),)
              for key, shard in zip(keys, shards, strict=True)}
     count = {"done": 0, "points": 0}
 
@@ -191,9 +193,9 @@ def compute(spec: GridSpec | dict | str | os.PathLike, store: Store | str | None
                 fam.create()
                 if p.missing or lost:
                     window = Window.from_spec(p.layout, spec, fam.slots_for(spec, register=True))
-                    todo = sorted((set(window.shards()) - fam.committed_for(window)) | set(lost))
+                    todo = sorted(set(fam.pending(window)) | set(lost))
                     computed += run_shards(store, fam, todo, window.explicit_values(),
-                                           client=client, progress=progress)
+                                           client=client, progress=progress, box=window.span())
                     shards_computed += len(todo)
                 elif progress:
                     progress(len(p.needed), len(p.needed), 0)
