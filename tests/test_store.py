@@ -555,8 +555,9 @@ def test_shard_points_outside_the_domain_are_stored_as_nan(tmp_path):
 
     for record in (Path(store.root) / "families").glob("*/commits/*"):
         record.unlink()  # objects without records: the next compute rebuilds them whole
+    store.remove_request(ds.attrs["dataset_id"])  # (else its record answers: complete)
     again = compute(spec, store)
-    assert again.attrs["points_computed"] == len(fam.committed()) * layout.shard_points
+    assert again.attrs["points_computed"] == len(fam.committed()) * layout.shard_points > 0
     seen_bad = seen_good = 0
     for shard, stored in regions():
         eps = eps_ax.shard_values(shard[0])[:, None]

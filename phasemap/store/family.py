@@ -19,7 +19,7 @@ import zarr
 
 from .. import __version__
 from .. import accessor as _accessor  # noqa: F401  (datasets carry ds.phasemap)
-from ..errors import StoreError
+from ..errors import ParameterError, StoreError
 from ..grid import GridSpec
 from ..models import get_model
 from ..variables import apply_attrs, attrs_for
@@ -702,6 +702,75 @@ class Family:
                                           for n in model.param_names})
                 values.update({o: np.asarray(derived[o]) for o in missing})
         return {"coords": params, "values": {o: values[o].item() for o in model.outputs}}
+
+    def read_slice(self, window: Window, spec: GridSpec, x: str, y: str,
+                   at: dict[str, float], variables: Iterable[str] | None = None
+                   ) -> xr.Dataset:
+        """Outputs on the ``(x, y)`` plane of ``window`` at the grid values ``at`` of every
+        other dimension, read straight from the shard objects (only the inner chunks the
+        plane touches, checksums verified), derived outputs computed for the plane alone:
+        no dask. Dimensions ``(y, x)``; CF attributes as :meth:`open_window` gives them."""
+        from ..grid import grid_index
+
+        model = get_model(self.layout.model)
+        dims = self.layout.dims
+        for name, value in (("x", x), ("y", y)):
+            if value not in dims:
+                raise ParameterError(name, value, f"a dimension of the dataset: "
+                                                  f"{', '.join(dims)}")
+        if x == y:
+            raise ParameterError("y", y, f"a dimension other than x={x}")
+        others = [d for d in dims if d not in (x, y)]
+        if set(at) != set(others):
+            raise ParameterError("at", dict(at), f"a value for each of {', '.join(others)} "
+                                                 "(and nothing else)" if others else
+                                                 "nothing: x and y are every dimension")
+        names = list(model.outputs) if variables is None else list(variables)
+        for v in names:
+            if v not in model.outputs:
+                raise ParameterError("variables", v, f"outputs of {model.name}: "
+                                                     f"{', '.join(model.outputs)}")
+        index = {d: grid_index(d, window.coords[d], float(at[d])) for d in others}
+        key = tuple(slice(None) if d in (x, y) else slice(index[d], index[d] + 1)
+                    for d in dims)
+        order = [dims.index(y), dims.index(x)]
+
+        def plane(data: np.ndarray) -> np.ndarray:
+            data = data.reshape([window.sizes[i] for i in sorted(order)])
+            return data if order[0] < order[1] else data.T
+
+        need = [v for v in names if v in self.layout.stored]
+        derived = [v for v in names if v not in self.layout.stored]
+        read = list(self.layout.stored) if derived else need
+        values = {var: plane(_WindowReader(self.store.url, self.prefix, var, window)[key])
+                  for var in read}
+        xs = np.asarray(window.coords[x], dtype=np.float64)
+        ys = np.asarray(window.coords[y], dtype=np.float64)
+        fixed = {d: np.float64(window.coords[d][index[d]]) for d in others}
+        if derived:
+            params = model.defaults() | dict(self.layout.params) | fixed
+            params[x], params[y] = xs[None, :], ys[:, None]
+            with np.errstate(all="ignore"):
+                out = model.derive({k: np.asarray(v, dtype=np.float64)
+                                    for k, v in values.items()},
+                                   **{n: np.asarray(params[n], dtype=np.float64)
+                                      for n in model.param_names})
+            shape = (len(ys), len(xs))
+            for v in derived:
+                values[v] = np.broadcast_to(out[v], shape).astype(
+                    model.dtype_of(v, self.layout.dtype), copy=False)
+        coords: dict[str, Any] = {x: xs, y: ys, **fixed}
+        coords.update(self.layout.params)
+        ds = xr.Dataset({v: ((y, x), values[v]) for v in names}, coords=coords)
+        from ..evaluation import add_validity  # the same flag evaluate adds
+
+        ds = add_validity(ds, model)
+        return apply_attrs(ds, {"model": model.name, "model_version": model.version,
+                                "phasemap_version": __version__,
+                                "references": model.references,
+                                "spec": json.dumps(spec.to_dict()),
+                                "dataset_id": spec_id(spec), "store": self.store.url,
+                                "family": self.key}, model=model)
 
     def verify(self, progress=None) -> list[ShardReport]:
         """Metadata (:meth:`check_metadata`), stray names among the commit records, and

@@ -177,46 +177,53 @@ def compute(spec: GridSpec | dict | str | os.PathLike, store: Store | str | None
 
     store = store if isinstance(store, Store) else Store(store)
     t0 = time.perf_counter()
+    hit = store._hit(spec)  # a complete dataset: one read, no commit records
+    if hit is not None:
+        fam, window = hit
+        if progress:
+            progress(1, 1, 0)
+        return _dataset(fam.open_window(window, spec), spec, store, fam, 0, spec.size)
     p = plan(spec, store)
     reused = p.points_stored
     fam = Family(store, p.layout)
     computed = shards_computed = 0
-    rid = spec_id(spec)
-    if not p.missing and store.read_blob(f"requests/{rid}.json") is not None:
-        if progress:
-            progress(len(p.needed), len(p.needed), 0)
-    else:
-        store.check_limits(p)
-        with Lease(store, [fam.key]):  # gc keeps the family while this runs
-            lost: list[tuple[int, ...]] = []
-            for _ in range(MAX_COMPUTE_ROUNDS):
-                fam.create()
-                if p.missing or lost:
-                    window = Window.from_spec(p.layout, spec, fam.slots_for(spec, register=True))
-                    todo = sorted(set(fam.pending(window)) | set(lost))
-                    computed += run_shards(store, fam, todo, window.explicit_values(),
-                                           client=client, progress=progress, box=window.span())
-                    shards_computed += len(todo)
-                elif progress:
-                    progress(len(p.needed), len(p.needed), 0)
-                # Confirm before recording: every shard committed for these values and every
-                # object present (something may have removed them behind this compute's back).
-                p = plan(spec, store)
-                lost = [] if p.missing else fam.absent(p.needed)
-                if not p.missing and not lost:
-                    break
-            else:
-                raise StoreError(f"shards of this grid keep disappearing from the store while "
-                                 f"it is computed ({len(p.missing) + len(lost)} after "
-                                 f"{MAX_COMPUTE_ROUNDS} rounds); is another process deleting "
-                                 "them?")
-            stats = {"points": p.points, "points_computed": computed,
-                     "points_reused": reused, "shards_computed": shards_computed,
-                     "created": _utcnow(), "seconds": round(time.perf_counter() - t0, 3),
-                     "model_version": p.layout.model_version, "phasemap_version": __version__}
-            store.record_request(spec, fam, stats, shards=p.needed)
-    ds = fam.open_window(p.window, spec)
-    ds.attrs.update({"spec": json.dumps(spec.to_dict()), "dataset_id": rid,
+    # Not a complete dataset yet (or its record is older, or its slots changed): plan,
+    # compute what is missing, confirm, and record it complete.
+    store.check_limits(p)
+    with Lease(store, [fam.key]):  # gc keeps the family while this runs
+        lost: list[tuple[int, ...]] = []
+        for _ in range(MAX_COMPUTE_ROUNDS):
+            fam.create()
+            if p.missing or lost:
+                window = Window.from_spec(p.layout, spec, fam.slots_for(spec, register=True))
+                todo = sorted(set(fam.pending(window)) | set(lost))
+                computed += run_shards(store, fam, todo, window.explicit_values(),
+                                       client=client, progress=progress, box=window.span())
+                shards_computed += len(todo)
+            elif progress:
+                progress(len(p.needed), len(p.needed), 0)
+            # Confirm before recording: every shard committed for these values and every
+            # object present (something may have removed them behind this compute's back).
+            p = plan(spec, store)
+            lost = [] if p.missing else fam.absent(p.needed)
+            if not p.missing and not lost:
+                break
+        else:
+            raise StoreError(f"shards of this grid keep disappearing from the store while "
+                             f"it is computed ({len(p.missing) + len(lost)} after "
+                             f"{MAX_COMPUTE_ROUNDS} rounds); is another process deleting "
+                             "them?")
+        stats = {"points": p.points, "points_computed": computed,
+                 "points_reused": reused, "shards_computed": shards_computed,
+                 "created": _utcnow(), "seconds": round(time.perf_counter() - t0, 3),
+                 "model_version": p.layout.model_version, "phasemap_version": __version__}
+        store.record_request(spec, fam, stats, shards=p.needed, window=p.window)
+    return _dataset(fam.open_window(p.window, spec), spec, store, fam, computed, reused)
+
+
+def _dataset(ds: xr.Dataset, spec: GridSpec, store: Store, fam: Family, computed: int,
+             reused: int) -> xr.Dataset:
+    ds.attrs.update({"spec": json.dumps(spec.to_dict()), "dataset_id": spec_id(spec),
                      "store": store.url, "family": fam.key, "created": _utcnow(),
                      "points_computed": computed, "points_reused": reused})
     if spec.name:
