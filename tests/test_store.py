@@ -521,7 +521,7 @@ def test_an_error_in_one_shard_stops_the_rest_and_keeps_what_was_committed(tmp_p
 
 def test_shard_points_outside_the_domain_are_stored_as_nan(tmp_path):
     """A request computes only its part of each shard: the rest holds the "never computed"
-    value. A shard object that no commit record vouches for is rebuilt whole; where its
+    value. A shard whose commit record is unreadable is rebuilt whole; where its
     lattice values leave the model's domain (here T_R = T - dT/2 <= 0 below the window's
     lowest T) the stored J_L is then NaN, and every other point holds the kernel's value."""
     from phasemap.models import single_level_closed_form as single_level
@@ -554,7 +554,8 @@ def test_shard_points_outside_the_domain_are_stored_as_nan(tmp_path):
     assert outside
 
     for record in (Path(store.root) / "families").glob("*/commits/*"):
-        record.unlink()  # objects without records: the next compute rebuilds them whole
+        record.unlink()  # records that name no boxes: the next compute rebuilds them whole
+        record.write_text("damaged\n")
     store.remove_request(ds.attrs["dataset_id"])  # (else its record answers: complete)
     again = compute(spec, store)
     assert again.attrs["points_computed"] == len(fam.committed()) * layout.shard_points > 0

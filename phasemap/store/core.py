@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import time
@@ -205,11 +206,12 @@ class Store(BlobStore):
         the window the family gives it now; ``None`` otherwise (no record, an older record,
         another family, an explicit value whose slot changed since).
 
-        One read of the record and one of each explicit value's slot, whatever the number of
-        shards: the commit records are not read. What could make the stored values differ
-        from the record's claim is caught on read instead: a shard object missing or
-        failing its checksums, or a point the object holds as never computed, is
-        :class:`StoreCorrupted` (``_WindowReader``); ``verify`` checks the records too.
+        One read of the record, one of each explicit value's slot and one listing of the
+        commit records' names, whatever the number of shards: the records are not read.
+        What could make the stored values differ from the record's claim is caught on read
+        instead: a shard object missing or failing its checksums, or a point the object
+        holds as never computed, is :class:`StoreCorrupted` (``_WindowReader``); ``verify``
+        checks the records too.
         """
         raw = self.read_blob(f"requests/{spec_id(spec)}.json")
         if raw is None:
@@ -228,6 +230,18 @@ class Store(BlobStore):
         fam = Family(self, layout)
         window = Window.from_spec(layout, spec, fam.slots_for(spec))
         if not window.registered or complete.get("digest") != _window_digest(layout, window):
+            return None
+        # every shard still has a commit record (one listing, records unread): a shard whose
+        # record was removed is not served, as docs/store.md promises
+        folder = f"{fam.prefix}/commits"
+        try:
+            names = set(os.listdir(self._path(folder)) if self.local
+                        else self.list_blobs(folder))
+        except FileNotFoundError:
+            return None
+        ranges = [[str(int(i)) for i in r] for r in window.shard_ranges()]
+        if not all(".".join(parts) in names for parts in itertools.product(*ranges)) \
+                if ranges else "0" not in names:
             return None
         return fam, window
 

@@ -233,13 +233,12 @@ class Family:
             out[shard] = parsed[key].get(shard) or {"shard": list(shard)}
         return out
 
-    def pending(self, window: Window, shards: Iterable[tuple[int, ...]] | None = None,
-                objects: bool = False) -> dict[tuple[int, ...], list[Box]]:
+    def pending(self, window: Window, shards: Iterable[tuple[int, ...]] | None = None
+                ) -> dict[tuple[int, ...], list[Box]]:
         """Per shard of ``window`` (or of ``shards``) not holding all of the window's part,
         the boxes (shard-local) a compute of the window computes there: the window's part
         minus the boxes the commit record holds; the whole shard where the record is
-        unusable (unreadable, for other explicit values) or, with ``objects``, where an
-        object exists that no record vouches for (what :meth:`compute_shard` does)."""
+        unusable (unreadable, for other explicit values), as :meth:`compute_shard` does."""
         shards = window.shards() if shards is None else list(shards)
         explicit = any(ax.explicit for ax in self.layout.axes)
         tables = window.explicit_values() if explicit else None
@@ -247,9 +246,7 @@ class Family:
         out: dict[tuple[int, ...], list[Box]] = {}
         for shard, record in self.records(shards).items():
             held = self.held(shard, record, tables)
-            if held is None or (objects and not held and any(
-                    self.store.size_of(self.shard_key(v, shard)) is not None
-                    for v in self.layout.stored)):
+            if held is None:
                 out[shard] = [whole]
                 continue
             todo = boxes_missing(window.local_box(shard), held)
@@ -433,10 +430,11 @@ class Family:
         (:meth:`_shard_lock`) the commit record is read again: only the points of the box
         outside the boxes it holds are computed, merged into the shard's object (read,
         completed, written whole and atomically), and a new record names the union. An
-        object with no usable record (a writer killed between its write and its commit, a
-        lost record, a record for other explicit values) is rebuilt whole; an object that
-        does not read back is rebuilt with everything its record held. Points of the shard
-        never computed hold :data:`~.layout.NOT_COMPUTED`.
+        object with no record (a writer killed between its write and its commit) is
+        replaced: no reader relies on it (the cache hit needs every record). One whose
+        record is unusable (unreadable, for other explicit values) is rebuilt whole; one
+        that does not read back is rebuilt with everything its record held. Points of the
+        shard never computed hold :data:`~.layout.NOT_COMPUTED`.
 
         Where the store's own encoder applies (every array this module creates), a whole new
         shard is computed straight in inner-chunk order, shape ``grid + inner`` (each inner
@@ -447,7 +445,8 @@ class Family:
         full = self.layout.shard_shape
         whole: Box = tuple((0, n) for n in full)
         mend = isinstance(box, str)  # REPAIR: no new points, mend what the record holds
-        want = tuple((0, 0) for _ in full) if mend else span_box(self.layout, box, shard)
+        want = (tuple((0, 0) for _ in full) if isinstance(box, str)
+                else span_box(self.layout, box, shard))
         if not mend and not box_size(want):
             return 0
         with self._shard_lock(shard):
@@ -461,10 +460,9 @@ class Family:
                 base = self._read_shard(shard) if pending else None
                 if base is None:  # lost or damaged: what the record held is computed again
                     pending, held = held + pending, []
-            elif held is None or any(self.store.size_of(self.shard_key(v, shard)) is not None
-                                     for v in self.layout.stored):
-                pending, held = [whole], []  # an object nobody vouches for: rebuilt whole
-            elif box_size(want):
+            elif held is None:  # a record naming no boxes, or other values: rebuilt whole
+                pending, held = [whole], []
+            elif box_size(want):  # no record: whatever object is there, nobody relies on it
                 pending = [want]
             else:
                 return 0
@@ -755,8 +753,9 @@ class Family:
         ys = np.asarray(window.coords[y], dtype=np.float64)
         fixed = {d: np.float64(window.coords[d][index[d]]) for d in others}
         if derived:
-            params = model.defaults() | dict(self.layout.params) | fixed
+            params: dict[str, Any] = model.defaults() | dict(self.layout.params) | fixed
             params[x], params[y] = xs[None, :], ys[:, None]
+            assert model.derive is not None  # outputs not stored are derived
             with np.errstate(all="ignore"):
                 out = model.derive({k: np.asarray(v, dtype=np.float64)
                                     for k, v in values.items()},

@@ -39,8 +39,7 @@ class Plan:
     @property
     def points_to_compute(self) -> int:
         """Points a compute of this plan computes: only the request's part of each shard
-        that no commit record holds (whole shards only where an object has no usable
-        record)."""
+        that no commit record holds (whole shards only where a record is unusable)."""
         return sum(box_size(b) for boxes in self.todo.values() for b in boxes)
 
     @property
@@ -111,7 +110,7 @@ def plan(spec: GridSpec, store: Store) -> Plan:
     fam = Family(store, layout)
     window = Window.from_spec(layout, spec, fam.slots_for(spec))
     needed = window.shards()
-    todo = fam.pending(window, needed, objects=True)
+    todo = fam.pending(window, needed)
     missing = [s for s in needed if s in todo]
     return Plan(spec, layout, window, needed, missing, todo)
 
