@@ -19,7 +19,9 @@ Index rules (these are what a user relies on for reuse, see docs/store.md):
   many lattice axes the family has and on the model's cost (``Model.shard_log2``): about
   2**18 points each for a closed form (fewer for costly models: 2**12 for a Pauli model of
   several states, whose points cost ~50 us), powers of two, aligned to multiples of their
-  side. Inner chunks (the unit of reading) hold about 2**13 points.
+  side. Inner chunks (the unit of reading) hold about 2**13 points; with three lattice axes
+  or more they are one point thick along the axes between the first and the last
+  (:func:`_sides_log2`), so that planes over the first and last axes read no waste.
   A spec's ``chunks:`` overrides both sides of an axis, within :data:`MAX_SHARD_POINTS` and
   :data:`MAX_INNER_POINTS`.
 
@@ -160,6 +162,29 @@ def _split_log2(total: int, n: int) -> list[int]:
     return [base + (1 if i >= n - extra else 0) for i in range(n)]
 
 
+def _sides_log2(shard_log2: int, n: int) -> tuple[list[int], list[int]]:
+    """Shard and inner-chunk sides (log2) of ``n`` lattice axes.
+
+    One or two axes: split evenly (extra factors to the last axes). Three or more: the
+    first and the last axis are the *map* axes and the ones between are *sliders* (the
+    order the paper's specs use: eps, T, dT, dV). Sliders get a short shard side and inner
+    chunks one point thick, so a plane over the first and last axes at fixed sliders
+    decodes only the points it returns (an inner chunk as deep as 8 x 8 along the sliders
+    made a 1e6-point plane decode 64e6 points, issue 14); a plane along a slider touches one
+    inner chunk per slider value, which stays cheap because sliders are short.
+    """
+    if n < 3:
+        return _split_log2(shard_log2, n), _split_log2(min(INNER_LOG2, shard_log2), n)
+    middle = shard_log2 // (2 * (n - 1))
+    first = (shard_log2 - middle * (n - 2)) // 2
+    last = shard_log2 - middle * (n - 2) - first
+    shard = [first] + [middle] * (n - 2) + [last]
+    inner_total = min(INNER_LOG2, first + last)
+    inner_first = min(first, inner_total // 2)
+    inner = [inner_first] + [0] * (n - 2) + [min(last, inner_total - inner_first)]
+    return shard, inner
+
+
 def slot_of(value: float) -> int:
     """First slot probed for an explicit axis value: 31 bits of SHA-256 of its float64
     bytes. Distinct values can share it; the store's registry (``Family.slots_for``) then
@@ -237,8 +262,8 @@ class FamilyLayout:
         # (2**18 for a closed form, fewer for costly models, so that the whole shards a
         # small request pads to stay cheap)
         shard_log2 = min(SHARD_LOG2, model.shard_log2)
-        shard_exp = iter(_split_log2(shard_log2, n_lat))
-        inner_exp = iter(_split_log2(min(INNER_LOG2, shard_log2), n_lat))
+        shard_exps, inner_exps = _sides_log2(shard_log2, n_lat)
+        shard_exp, inner_exp = iter(shard_exps), iter(inner_exps)
         axes = []
         for name, lat in zip(spec.axes, lattices, strict=True):
             if lat.kind == "explicit":
