@@ -12,9 +12,11 @@ store:
   one read, one listing of the commit records' names, the lazy dataset opened) against the
   full check it replaced (every commit record read by the planner, then the same opening);
   also the hit of a dataset 10x smaller, to show it does not grow with the shards;
-* **slice**: ``Store.slice`` of the 1e6-point (eps, dV) plane at fixed T, dT, every output
-  and both labels, against the same plane through the lazy dataset
-  (``ds.isel(T=i, dT=j).compute()``, what the explorer did before), and the other planes.
+* **slice**: ``Store.slice`` of the 1e6-point (eps, dV) plane at fixed T, dT (J_L against
+  the same plane through the lazy dataset, ``ds.isel(T=i, dT=j).compute()``, what the
+  explorer did before; then every output and both labels), and the other planes;
+* **write cost** of the slider-thin inner chunks: compute speed and bytes per point against
+  the even split of sides used before (same survey at up to 1e7 points, fresh stores).
 
 Called from ``benchmarks/run.py``: :func:`bench_store_scale` returns the rows.
 """
@@ -109,13 +111,13 @@ def bench_store_scale(points: float = 1e8, root: str | None = None, repeats: int
         at = {"T": float(values["T"][4]), "dT": float(values["dT"][len(values["dT"]) // 2])}
         plane = _median(lambda: store.slice(spec, x="eps", y="dV", at=at), repeats)
         index = {d: int(abs(values[d] - v).argmin()) for d, v in at.items()}
-        lazy = _median(lambda: ds.isel(index).compute(), 1)
-        row("slice eps x dV (1e6 points), every output", plane * 1e3, "ms",
-            "same plane through the lazy dataset", lazy * 1e3)
         one = _median(lambda: store.slice(spec, x="eps", y="dV", at=at,
                                           variables=["J_L"]), repeats)
-        row("slice eps x dV (1e6 points), J_L only", one * 1e3, "ms",
-            "every output", plane * 1e3)
+        lazy = _median(lambda: ds[["J_L"]].isel(index).compute(), 1)
+        row("slice eps x dV (1e6 points), J_L", one * 1e3, "ms",
+            "same plane through the lazy dataset", lazy * 1e3)
+        row("slice eps x dV (1e6 points), every output", plane * 1e3, "ms",
+            "J_L only", one * 1e3)
         mid = {d: float(v[len(v) // 2]) for d, v in values.items()}
         for x, y in (("eps", "T"), ("T", "dV"), ("eps", "dT"), ("dT", "dV"), ("T", "dT")):
             if len(values[x]) < 2 or len(values[y]) < 2:
@@ -125,10 +127,45 @@ def bench_store_scale(points: float = 1e8, root: str | None = None, repeats: int
                         repeats)
             n = len(values[x]) * len(values[y])
             row(f"slice {x} x {y} ({n:,} points), every output", t * 1e3, "ms")
+        write_cost(min(points, 1e7), row)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     return rows
+
+
+def write_cost(points: float, row) -> None:
+    """What the slider-thin inner chunks cost at write time and on disk: the same survey
+    computed into two fresh stores, with this layout and with the even split of shard and
+    inner sides every family used before issue 14 (the reference)."""
+    from phasemap.store import layout
+
+    spec = survey(points)
+    current = layout._sides_log2
+
+    def even(shard_log2: int, n: int) -> tuple[list[int], list[int]]:
+        return (layout._split_log2(shard_log2, n),
+                layout._split_log2(min(layout.INNER_LOG2, shard_log2), n))
+
+    figures = {}
+    for name, rule in (("even", even), ("sliders thin", current)):
+        layout._sides_log2 = rule
+        root = tempfile.mkdtemp(prefix="phasemap-write-")
+        try:
+            store = Store(root)
+            t0 = time.perf_counter()
+            phasemap.compute(spec, store=store)
+            seconds = time.perf_counter() - t0
+            disk = sum(f.stat().st_size for f in Path(root, "families").rglob("c/**/*")
+                       if f.is_file())
+            figures[name] = (spec.size / seconds / 1e6, disk / spec.size)
+        finally:
+            layout._sides_log2 = current
+            shutil.rmtree(root, ignore_errors=True)
+    row(f"compute {spec.size:.3g} points, slider-thin inner chunks",
+        figures["sliders thin"][0], "Mpts/s", "even inner chunks", figures["even"][0])
+    row("bytes on disk per point, slider-thin inner chunks", figures["sliders thin"][1],
+        "B", "even inner chunks", figures["even"][1])
 
 
 def main() -> None:

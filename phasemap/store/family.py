@@ -753,18 +753,11 @@ class Family:
         ys = np.asarray(window.coords[y], dtype=np.float64)
         fixed = {d: np.float64(window.coords[d][index[d]]) for d in others}
         if derived:
-            params: dict[str, Any] = model.defaults() | dict(self.layout.params) | fixed
-            params[x], params[y] = xs[None, :], ys[:, None]
-            assert model.derive is not None  # outputs not stored are derived
-            with np.errstate(all="ignore"):
-                out = model.derive({k: np.asarray(v, dtype=np.float64)
-                                    for k, v in values.items()},
-                                   **{n: np.asarray(params[n], dtype=np.float64)
-                                      for n in model.param_names})
             shape = (len(ys), len(xs))
-            for v in derived:
-                values[v] = np.broadcast_to(out[v], shape).astype(
-                    model.dtype_of(v, self.layout.dtype), copy=False)
+            for v, arr in self._derive_plane(model, values, fixed, x, xs, y, ys).items():
+                if v in derived:
+                    values[v] = np.broadcast_to(arr, shape).astype(
+                        model.dtype_of(v, self.layout.dtype), copy=False)
         coords: dict[str, Any] = {x: xs, y: ys, **fixed}
         coords.update(self.layout.params)
         ds = xr.Dataset({v: ((y, x), values[v]) for v in names}, coords=coords)
@@ -777,6 +770,35 @@ class Family:
                                 "spec": json.dumps(spec.to_dict()),
                                 "dataset_id": spec_id(spec), "store": self.store.url,
                                 "family": self.key}, model=model)
+
+    def _derive_plane(self, model, stored: dict[str, np.ndarray], fixed: dict[str, Any],
+                      x: str, xs: np.ndarray, y: str, ys: np.ndarray) -> dict[str, np.ndarray]:
+        """``model.derive`` on a plane's stored outputs, its rows split over a thread per
+        core when the plane is large (the kernels release the GIL)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ..cluster import usable_cores
+
+        assert model.derive is not None  # outputs not stored are derived
+        base: dict[str, Any] = model.defaults() | dict(self.layout.params) | fixed
+
+        def rows(lo: int, hi: int) -> dict[str, np.ndarray]:
+            params = dict(base)
+            params[x], params[y] = xs[None, :], ys[lo:hi, None]
+            with np.errstate(all="ignore"):
+                out = model.derive({k: np.asarray(v[lo:hi], dtype=np.float64)
+                                    for k, v in stored.items()},
+                                   **{n: np.asarray(params[n], dtype=np.float64)
+                                      for n in model.param_names})
+            return {k: np.broadcast_to(v, (hi - lo, len(xs))) for k, v in out.items()}
+
+        parts = max(1, min(usable_cores(), len(ys), len(ys) * len(xs) // 2**16))
+        if parts == 1:
+            return rows(0, len(ys))
+        edges = np.linspace(0, len(ys), parts + 1).astype(int)
+        with ThreadPoolExecutor(parts, thread_name_prefix="phasemap-plane") as pool:
+            blocks = list(pool.map(rows, edges[:-1], edges[1:]))
+        return {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
 
     def verify(self, progress=None) -> list[ShardReport]:
         """Metadata (:meth:`check_metadata`), stray names among the commit records, and
