@@ -795,10 +795,22 @@ class Family:
         parts = max(1, min(usable_cores(), len(ys), len(ys) * len(xs) // 2**16))
         if parts == 1:
             return rows(0, len(ys))
+        final: dict[str, np.ndarray] = {}
+        lock = threading.Lock()
+
+        def block(lo: int, hi: int) -> None:  # each thread copies its own rows in
+            out = rows(lo, hi)
+            with lock:
+                if not final:
+                    final.update({k: np.empty((len(ys), len(xs)), dtype=v.dtype)
+                                  for k, v in out.items()})
+            for k, v in out.items():
+                final[k][lo:hi] = v
+
         edges = np.linspace(0, len(ys), parts + 1).astype(int)
         with ThreadPoolExecutor(parts, thread_name_prefix="phasemap-plane") as pool:
-            blocks = list(pool.map(rows, edges[:-1], edges[1:]))
-        return {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+            list(pool.map(block, edges[:-1], edges[1:]))
+        return final
 
     def verify(self, progress=None) -> list[ShardReport]:
         """Metadata (:meth:`check_metadata`), stray names among the commit records, and
