@@ -72,6 +72,28 @@ def _lock_fd(path: str, mode: int) -> int:
         return fd
 
 
+def _lockf_wait(fd: int, byte: int) -> None:
+    """Take the record lock on ``byte`` of ``fd``, waiting for it.
+
+    Record locks belong to a process, so the kernel's deadlock check sees two processes
+    whose threads each hold one shard and wait for another's as a cycle and answers
+    ``EDEADLK`` (a false alarm: the holding threads finish and release). The waiter then
+    backs off a few milliseconds and asks again; it holds nothing meanwhile."""
+    import errno
+    import fcntl
+    import random
+    import time
+
+    while True:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX, 1, byte)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EDEADLK:
+                raise
+            time.sleep(random.uniform(0.001, 0.02))
+
+
 class Family:
     """One family's Zarr group in a store."""
 
@@ -609,7 +631,7 @@ class Family:
         with tlock:
             while True:
                 fd = _lock_fd(path, self.store.file_mode)
-                fcntl.lockf(fd, fcntl.LOCK_EX, 1, byte)
+                _lockf_wait(fd, byte)
                 try:  # the family may have been removed and made again meanwhile
                     same = os.fstat(fd).st_ino == os.stat(path).st_ino
                 except FileNotFoundError:
