@@ -30,6 +30,11 @@ shard as present only once its record exists, so a crash at any moment loses onl
 in flight; recomputing is idempotent because the numbers are deterministic. Each inner chunk
 carries a CRC32C checksum (Zarr v3 codec) and each record the byte size of every shard object,
 which is what :meth:`Store.verify` checks.
+
+Partial shards (format 3): a record names the boxes of its shard that were computed; a
+request computes only its points no box holds and commits the union, under a per-shard lock
+(:meth:`Family.compute_shard`); points never computed hold a bit pattern readers refuse. A
+dataset record states its request complete, so a cache hit is one read (:meth:`Store._hit`).
 """
 
 from __future__ import annotations
