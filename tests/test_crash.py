@@ -112,13 +112,14 @@ def test_sigkill_mid_compute_leaves_a_consistent_store_and_resumes(tmp_path):
     # rerun the same command (in this process, to spare a second interpreter start-up)
     resumed = CliRunner().invoke(app, ["compute", str(spec_path), "--store", str(store_dir)])
     assert resumed.exit_code == 0, resumed.output
-    assert _points_computed(resumed.stdout) == (total - len(committed)) * layout.shard_points
+    held = sum(store.family(layout, create=False).commit_record(s)["points"] for s in committed)
+    assert _points_computed(resumed.stdout) == spec.size - held  # partial shards (issue 14)
     assert store.verify() == []
     store.gc(grace_seconds=0)  # removes any temporary a killed writer left behind
 
     clean_dir = tmp_path / "uninterrupted"
     clean = compute(spec, Store(clean_dir))
-    assert clean.attrs["points_computed"] == total * layout.shard_points
+    assert clean.attrs["points_computed"] == spec.size
     after = compute(spec, store)
     assert after.attrs["points_computed"] == 0
     # the same bytes on disk, hence the same dataset (the rest derives from J_L on read)
@@ -138,10 +139,10 @@ def test_two_processes_computing_the_same_grid_at_once(tmp_path):
     for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
         assert "points computed" in out
-    layout = FamilyLayout.from_spec(spec)
     needed = len(plan(spec, Store(store_dir)).needed)
     # between them they computed every shard at least once (both may compute some)
-    assert sum(_points_computed(o) for o, _ in outs) >= needed * layout.shard_points
+    assert sum(_points_computed(o) for o, _ in outs) >= spec.size
+    assert needed > 1
 
     store = Store(store_dir)
     assert store.verify() == []

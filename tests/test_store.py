@@ -98,7 +98,9 @@ def test_compute_twice_computes_nothing_and_equals_evaluate(tmp_path, client):
     shards = len(lattice_shards(-400, 801, se)) * len(lattice_shards(-5, 11, sv))
 
     first = compute(spec, store, client=client)
-    assert first.attrs["points_computed"] == shards * layout.shard_points
+    # partial shards: exactly the requested points, though they lie in several shards
+    assert shards > 1
+    assert first.attrs["points_computed"] == spec.size
     assert first.attrs["points_reused"] == 0
     ref = phasemap.evaluate_spec(spec)
     assert tuple(first.data_vars) == tuple(ref.data_vars)
@@ -130,7 +132,10 @@ def test_extending_a_linear_axis_computes_only_the_new_shards(tmp_path, client):
     assert FamilyLayout.from_spec(new).key == layout.key  # same family: same lattice
     fresh = lattice_shards(-400, 1001, se) - lattice_shards(-400, 801, se)
     ds = compute(new, store, client=client)
-    assert ds.attrs["points_computed"] == len(fresh) * len(dv_shards) * layout.shard_points
+    assert fresh  # some new points fall in stored shards, some in new ones
+    assert len(dv_shards) == 2
+    assert ds.attrs["points_computed"] == (1001 - 801) * 11  # only the new points
+    assert ds.attrs["points_reused"] == 801 * 11
     assert_bitwise_equal(ds, phasemap.evaluate_spec(new))
 
     # an extension that surely leaves the stored shards: one whole eps shard beyond them
@@ -140,10 +145,8 @@ def test_extending_a_linear_axis_computes_only_the_new_shards(tmp_path, client):
     fresh = lattice_shards(-400, k_stop + 401, se) - lattice_shards(-400, 1001, se)
     assert fresh
     ds = compute(far, store, client=client)
-    assert ds.attrs["points_computed"] == len(fresh) * len(dv_shards) * layout.shard_points
-    stored = lattice_shards(-400, 1001, se)  # requested points that lie in stored shards:
-    k_end = (max(stored) + 1) * se - OFFSET  # the window from -400 up to their end
-    assert ds.attrs["points_reused"] == (k_end - (-400)) * 11
+    assert ds.attrs["points_computed"] == (far.size - 1001 * 11)
+    assert ds.attrs["points_reused"] == 1001 * 11
 
     # any sub-range on the same lattice is served from the store
     sub = grid(eps=(-20.0, 20.0, 401), dV=(-2.0, 2.0, 5))
@@ -157,16 +160,15 @@ def test_explicit_values_axis_reuses_every_value_it_has_seen(tmp_path, client):
     store = Store(tmp_path / "store")
     spec = grid(T=[5.0, 7.5])
     layout = FamilyLayout.from_spec(spec)
-    se, st_ = layout.shard_shape
+    _, st_ = layout.shard_shape
     assert st_ == 1  # one slot per explicit value
     ds = compute(spec, store, client=client)
-    eps_shards = len(lattice_shards(-400, 801, se))
-    assert ds.attrs["points_computed"] == 2 * eps_shards * layout.shard_points
+    assert ds.attrs["points_computed"] == 2 * 801  # the requested slots only, no padding
 
     more = grid(T=[5.0, 7.5, 10.0])
     assert FamilyLayout.from_spec(more).key == layout.key
     ds = compute(more, store, client=client)
-    assert ds.attrs["points_computed"] == eps_shards * layout.shard_points  # the slot for 10
+    assert ds.attrs["points_computed"] == 801  # the slot for 10
     assert ds.attrs["points_reused"] == 801 * 2
     assert_bitwise_equal(ds, phasemap.evaluate_spec(more))
 
@@ -425,10 +427,12 @@ def test_local_commit_records_are_links_to_shared_record_files(tmp_path, monkeyp
     inodes = {p.stat().st_ino for p in names}
     # a file per RECORDS commits (a thread per core may open at most one more each)
     assert len(inodes) <= math.ceil(len(names) / _RecordFile.RECORDS) + 2
+    assert sum(fam.commit_record(s)["points"] for s in fam.committed()) == spec.size
     for shard in fam.committed():
         record = fam.commit_record(shard)
         assert tuple(record["shard"]) == shard
-        assert record["points"] == layout.shard_points
+        (box,) = record["boxes"]  # the window's part of the shard, nothing else
+        assert record["points"] == (box[0][1] - box[0][0]) * (box[1][1] - box[1][0])
         assert record["sizes"]["J_L"] == store.size_of(fam.shard_key("J_L", shard))
     assert not [p for p in (Path(store.root) / "families").glob("*/commits/.*")]
     assert store.verify() == []
@@ -492,11 +496,11 @@ def test_an_error_in_one_shard_stops_the_rest_and_keeps_what_was_committed(tmp_p
     real = core.Family.compute_shard
     started = []
 
-    def failing(self, shard, slot_values):
+    def failing(self, shard, slot_values, box=None):
         started.append(shard)
         if len(started) == 5:
             raise RuntimeError("disk on fire")
-        return real(self, shard, slot_values)
+        return real(self, shard, slot_values, box)
 
     monkeypatch.setattr(core.Family, "compute_shard", failing)
     with pytest.raises(RuntimeError, match="disk on fire"):
@@ -509,42 +513,66 @@ def test_an_error_in_one_shard_stops_the_rest_and_keeps_what_was_committed(tmp_p
     assert len(fam.committed()) <= len(started) - 1
     assert store.verify() == []
     monkeypatch.setattr(core.Family, "compute_shard", real)
-    kept = len(fam.committed())
+    kept = sum(fam.commit_record(s)["points"] for s in fam.committed())
     again = compute(spec, store)
-    assert again.attrs["points_computed"] == (total - kept) * layout.shard_points
+    assert again.attrs["points_computed"] == spec.size - kept
     assert_bitwise_equal(again, phasemap.evaluate_spec(spec))
 
 
 def test_shard_points_outside_the_domain_are_stored_as_nan(tmp_path):
-    """A shard reaches past its window; where its lattice values leave the model's domain
-    (here T_R = T - dT/2 <= 0 below the window's lowest T) the stored J_L is NaN, and
-    every other point holds the kernel's value."""
+    """A request computes only its part of each shard: the rest holds the "never computed"
+    value. A shard whose commit record is unreadable is rebuilt whole; where its
+    lattice values leave the model's domain (here T_R = T - dT/2 <= 0 below the window's
+    lowest T) the stored J_L is then NaN, and every other point holds the kernel's value."""
     from phasemap.models import single_level_closed_form as single_level
+    from phasemap.store.layout import is_not_computed
 
     spec = GridSpec.from_dict({"model": "single_level", "params": {"dT": 0.8, "dV": 1.0},
                                "axes": {"eps": {"start": -2.0, "stop": 2.0, "num": 5},
                                         "T": {"start": 0.5, "stop": 2.0, "num": 4}}})
     store = Store(tmp_path / "store")
-    ds = compute(spec, store)
     layout = FamilyLayout.from_spec(spec)
     fam = store.family(layout, create=False)
     eps_ax, T_ax = layout.axes
+
+    def regions():
+        for shard in sorted(fam.committed()):
+            region = tuple(slice(i * ax.shard, (i + 1) * ax.shard)
+                           for ax, i in zip(layout.axes, shard, strict=True))
+            yield shard, np.asarray(fam.array("J_L")[region])
+
+    ds = compute(spec, store)
+    assert ds.attrs["points_computed"] == spec.size
+    outside = 0
+    for shard, stored in regions():
+        (box,) = fam.commit_record(shard)["boxes"]
+        inside = np.zeros(stored.shape, bool)
+        inside[tuple(slice(*r) for r in box)] = True
+        assert is_not_computed(stored[~inside]).all()
+        assert not is_not_computed(stored[inside]).any()
+        outside += int((~inside).sum())
+    assert outside
+
+    for record in (Path(store.root) / "families").glob("*/commits/*"):
+        record.unlink()  # records that name no boxes: the next compute rebuilds them whole
+        record.write_text("damaged\n")
+    store.remove_request(ds.attrs["dataset_id"])  # (else its record answers: complete)
+    again = compute(spec, store)
+    assert again.attrs["points_computed"] == len(fam.committed()) * layout.shard_points > 0
     seen_bad = seen_good = 0
-    for shard in sorted(fam.committed()):
+    for shard, stored in regions():
         eps = eps_ax.shard_values(shard[0])[:, None]
         T = T_ax.shard_values(shard[1])[None, :]
-        region = tuple(slice(i * ax.shard, (i + 1) * ax.shard)
-                       for ax, i in zip(layout.axes, shard, strict=True))
-        stored = fam.array("J_L")[region]
         bad = np.broadcast_to((T <= 0) | (T - 0.4 <= 0), stored.shape)
-        assert np.isnan(stored[bad]).all()
+        assert np.isnan(stored[bad]).all() and not is_not_computed(stored).any()
         expected = np.broadcast_to(single_level(eps, np.where(bad, 1.0, T), 0.8,
                                                          1.0)["J_L"], stored.shape)
         assert np.array_equal(stored[~bad], expected[~bad])
         seen_bad += int(bad.sum())
         seen_good += int((~bad).sum())
     assert seen_bad and seen_good
-    assert np.isfinite(ds.J_L.values).all()
+    assert np.isfinite(again.J_L.values).all()
+    assert_bitwise_equal(again, phasemap.evaluate_spec(spec))
 
 
 # --- issue 12: a cache that never serves a wrong number -----------------------------------
@@ -682,11 +710,11 @@ def test_repair_interrupted_leaves_every_problem_reported(tmp_path, monkeypatch)
     real = core.Family.compute_shard
     calls = []
 
-    def dying(self, shard, slot_values):
+    def dying(self, shard, slot_values, box=None):
         calls.append(shard)
         if len(calls) > 1:
             raise KeyboardInterrupt
-        return real(self, shard, slot_values)
+        return real(self, shard, slot_values, box)
 
     monkeypatch.setattr(core.Family, "compute_shard", dying)
     with pytest.raises(KeyboardInterrupt):

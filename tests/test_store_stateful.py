@@ -5,9 +5,13 @@ of computes, extensions, subsets, explicit-value axes whose values share a hash 
 concurrent computes, interrupted computes (a compute dying mid-way, as after a kill),
 damage (truncate, flip or delete a shard, delete a commit record, corrupt array metadata,
 corrupt a dataset record, a stray file among the records, a lost slot registry), ``gc``,
-``verify``, ``repair`` and reads, with two invariants:
+``verify``, ``repair``, reads and plane reads (``Store.slice``). Every window is a part of
+its shards (partial shards, issue 14): overlapping, extended and narrower requests complete
+the shards' boxes. Invariants:
 
 * every successful read equals :func:`phasemap.evaluate_spec` bit for bit;
+* until the first damage, a compute computes exactly the requested points not stored yet
+  (``points_computed + points_reused == size``: no padding, nothing twice);
 * every failure is a :class:`~phasemap.errors.PhasemapError`, and with no damage made since
   the last repair there is none: every read succeeds and ``verify`` reports nothing.
 
@@ -97,6 +101,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.store = Store(os.path.join(self.dir, "store"))
         self.specs: dict[str, GridSpec] = {}   # every spec ever computed, by id
         self.damaged = False                   # damage made since the last repair
+        self.ever_damaged = False              # damage made at all (orphans may remain)
 
     def teardown(self):
         shutil.rmtree(getattr(self, "dir", ""), ignore_errors=True)
@@ -109,6 +114,10 @@ class StoreMachine(RuleBasedStateMachine):
             assert self.damaged, "a compute failed with no damage outstanding"
             return None
         same_bits(ds, phasemap.evaluate_spec(spec))
+        if not self.ever_damaged:
+            # partial shards: exactly the requested points not stored yet are computed,
+            # none twice and none outside the request
+            assert ds.attrs["points_computed"] + ds.attrs["points_reused"] == spec.size
         self.specs[spec_id(spec)] = spec
         return ds
 
@@ -181,12 +190,12 @@ class StoreMachine(RuleBasedStateMachine):
         count = [0]
         lock = threading.Lock()
 
-        def dying(fam, shard, slot_values):
+        def dying(fam, shard, slot_values, box=None):
             with lock:
                 count[0] += 1
                 if count[0] > after:
                     raise _Interrupt
-            return real(fam, shard, slot_values)
+            return real(fam, shard, slot_values, box)
 
         core.Family.compute_shard = dying  # type: ignore[method-assign]
         try:
@@ -214,7 +223,7 @@ class StoreMachine(RuleBasedStateMachine):
             victim.write_bytes(raw[:at] + bytes([raw[at] ^ (1 << bit)]) + raw[at + 1:])
         else:
             victim.unlink()
-        self.damaged = True
+        self.damaged = self.ever_damaged = True
 
     @precondition(lambda self: self.specs)
     @rule(i=picks, what=st.sampled_from(["record", "metadata", "request", "stray", "slots"]))
@@ -246,7 +255,7 @@ class StoreMachine(RuleBasedStateMachine):
                 return
             shutil.rmtree(pick(folders, i))
         RULES[f"damage {what}"] += 1
-        self.damaged = True
+        self.damaged = self.ever_damaged = True
 
     # --- maintenance and reading -------------------------------------------------------------
     @rule()
@@ -296,6 +305,21 @@ class StoreMachine(RuleBasedStateMachine):
             assert self.damaged or not recorded or not by_id, "a recorded dataset failed"
             return
         same_bits(ds, phasemap.evaluate_spec(spec))
+
+    @precondition(lambda self: self.specs)
+    @rule(i=picks)
+    def read_a_plane(self, i):
+        """Store.slice (the direct plane reader) on a recorded dataset."""
+        RULES["plane"] += 1
+        rid = pick(sorted(self.specs), i)
+        try:
+            plane = self.store.slice(rid, x="eps", y="T")
+        except PhasemapError:
+            recorded = self.store.read_blob(f"requests/{rid}.json") is not None
+            assert self.damaged or not recorded, "a recorded dataset's plane failed"
+            return
+        ref = phasemap.evaluate_spec(self.specs[rid]).transpose("T", "eps")
+        same_bits(plane, ref)
 
     @invariant()
     def every_recorded_dataset_reads_correctly_when_undamaged(self):

@@ -151,30 +151,27 @@ class _ShardEncoder:
                     raise ValueError(f"truncated to {size} bytes")
                 index = np.frombuffer(self._check_crc32c(
                     os.pread(fd, 16 * n + 4, size - 16 * n - 4)), dtype="<u8").reshape(*grid, 2)
-                lo = [max(s.start, k * sh) for s, k, sh in zip(sel, shard, self.shard_shape,
-                                                                strict=True)]
-                hi = [min(s.stop, (k + 1) * sh) for s, k, sh in zip(sel, shard, self.shard_shape,
-                                                                    strict=True)]
-                chunk_ranges = [range((a - k * sh) // i, (b - 1 - k * sh) // i + 1)
-                                for a, b, k, sh, i in zip(lo, hi, shard, self.shard_shape,
-                                                          self.inner, strict=True)]
-                for chunk in itertools.product(*chunk_ranges):
-                    offset, nbytes = (int(x) for x in index[chunk])
+                # per axis: each inner chunk the selection touches, with the part of it
+                # taken (src) and where that goes in ``out`` (dst), computed once
+                per_axis = []
+                for s, k, sh, i in zip(sel, shard, self.shard_shape, self.inner, strict=True):
+                    a, b = max(s.start, k * sh), min(s.stop, (k + 1) * sh)
+                    axis = []
+                    for c in range((a - k * sh) // i, (b - 1 - k * sh) // i + 1):
+                        o = k * sh + c * i
+                        lo, hi = max(a, o), min(b, o + i)
+                        axis.append((c, slice(lo - o, hi - o), slice(lo - s.start, hi - s.start)))
+                    per_axis.append(axis)
+                inner, decoders, dtype = self.inner, self.decoders, self.dtype
+                for parts in itertools.product(*per_axis):
+                    offset, nbytes = index[tuple(p[0] for p in parts)]
                     if offset == 2**64 - 1:
                         continue
-                    data: Any = os.pread(fd, nbytes, offset)
-                    for dec in self.decoders:
+                    data: Any = os.pread(fd, int(nbytes), int(offset))
+                    for dec in decoders:
                         data = dec(data)
-                    block = np.frombuffer(data, dtype=self.dtype).reshape(self.inner)
-                    origin = [k * sh + c * i for k, sh, c, i in zip(shard, self.shard_shape,
-                                                                     chunk, self.inner,
-                                                                     strict=True)]
-                    src, dst = [], []
-                    for s, o, i in zip(sel, origin, self.inner, strict=True):
-                        a, b = max(s.start, o), min(s.stop, o + i)
-                        src.append(slice(a - o, b - o))
-                        dst.append(slice(a - s.start, b - s.start))
-                    out[tuple(dst)] = block[tuple(src)]
+                    block = np.frombuffer(data, dtype=dtype).reshape(inner)
+                    out[tuple(p[2] for p in parts)] = block[tuple(p[1] for p in parts)]
             except (ValueError, OSError, RuntimeError, TypeError) as exc:
                 raise ShardUnreadable(shard, _no_paths(str(exc))) from None
             finally:

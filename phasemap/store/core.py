@@ -30,11 +30,18 @@ shard as present only once its record exists, so a crash at any moment loses onl
 in flight; recomputing is idempotent because the numbers are deterministic. Each inner chunk
 carries a CRC32C checksum (Zarr v3 codec) and each record the byte size of every shard object,
 which is what :meth:`Store.verify` checks.
+
+Partial shards (format 3): a record names the boxes of its shard that were computed; a
+request computes only its points no box holds and commits the union, under a per-shard lock
+(:meth:`Family.compute_shard`); points never computed hold a bit pattern readers refuse. A
+dataset record states its request complete, so a cache hit is one read (:meth:`Store._hit`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import itertools
 import json
 import os
 import time
@@ -48,8 +55,8 @@ from ..errors import ParameterError, StoreCorrupted, StoreError
 from ..grid import GridSpec, grid_index
 from .blobs import BlobStore
 from .codec import _shard_encoder, compressors
-from .family import Family
-from .layout import FamilyLayout, Window, spec_id
+from .family import REPAIR, Family
+from .layout import FORMAT_VERSION, FamilyLayout, Window, spec_id
 from .leases import LEASE_HEARTBEAT, LEASE_TTL, Lease
 from .plan import Plan, _shard_of, as_spec, plan
 from .records import ShardReport, _RecordFile, shard_name
@@ -76,6 +83,19 @@ def _env_int(name: str) -> int | None:
     if value <= 0:
         raise ParameterError(name, text, "a whole number > 0")
     return value
+
+
+def _window_digest(layout: FamilyLayout, window: Window) -> str:
+    """Digest of where ``window`` lies in its family: the family key, the start and size of
+    each axis, and on explicit axes each value's slot and exact value."""
+    blob = json.dumps({"family": layout.key, "starts": list(window.starts),
+                       "sizes": list(window.sizes),
+                       "slots": [None if sl is None else [int(x) for x in sl]
+                                 for sl in window.slots],
+                       "values": {ax.name: [repr(float(v)) for v in window.coords[ax.name]]
+                                  for ax in layout.axes if ax.explicit}},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 class Store(BlobStore):
@@ -137,13 +157,21 @@ class Store(BlobStore):
 
     # --- requests -------------------------------------------------------------------------
     def record_request(self, spec: GridSpec, family: Family, stats: dict[str, Any],
-                       shards: Iterable[tuple[int, ...]] | None = None) -> str:
+                       shards: Iterable[tuple[int, ...]] | None = None,
+                       window: Window | None = None) -> str:
+        """Write the dataset record of ``spec``. With ``window`` (every point of which the
+        caller has just confirmed stored), the record states it complete, with a digest of
+        where the window lies in ``family`` (:func:`_window_digest`): what lets a later cache
+        hit skip the commit records (:meth:`_hit`)."""
         rid = spec_id(spec)
         if shards is not None:  # what a later cache hit must find committed (CLI fast path)
             self.write_blob(f"requests/{rid}.shards",
                             "\n".join(shard_name(s) for s in shards).encode())
         record = {"id": rid, "spec": spec.to_dict(), "family": family.key,
                   "shape": list(spec.shape), "dims": list(spec.dims), **stats}
+        if window is not None:
+            record["complete"] = {"format": FORMAT_VERSION,
+                                  "digest": _window_digest(family.layout, window)}
         self.write_blob(f"requests/{rid}.json", json.dumps(record, indent=1).encode())
         return rid
 
@@ -178,9 +206,56 @@ class Store(BlobStore):
             raise ParameterError("dataset", rid, "a dataset id as listed by the store")
         return self._request_record(rid)
 
+    def _hit(self, spec: GridSpec) -> tuple[Family, Window] | None:
+        """The family and window of ``spec`` if its dataset record states it complete for
+        the window the family gives it now; ``None`` otherwise (no record, an older record,
+        another family, an explicit value whose slot changed since).
+
+        One read of the record, one of each explicit value's slot and one listing of the
+        commit records' names, whatever the number of shards: the records are not read.
+        What could make the stored values differ from the record's claim is caught on read
+        instead: a shard object missing or failing its checksums, or a point the object
+        holds as never computed, is :class:`StoreCorrupted` (``_WindowReader``); ``verify``
+        checks the records too.
+        """
+        raw = self.read_blob(f"requests/{spec_id(spec)}.json")
+        if raw is None:
+            return None
+        try:
+            record = json.loads(raw)
+            complete = record["complete"]
+            if complete["format"] != FORMAT_VERSION:
+                return None
+            layout = FamilyLayout.from_spec(spec)
+            if record["family"] != layout.key or \
+                    GridSpec.from_dict(record["spec"]) != spec:
+                return None
+        except (ValueError, KeyError, TypeError):
+            return None
+        fam = Family(self, layout)
+        window = Window.from_spec(layout, spec, fam.slots_for(spec))
+        if not window.registered or complete.get("digest") != _window_digest(layout, window):
+            return None
+        # every shard still has a commit record (one listing, records unread): a shard whose
+        # record was removed is not served, as docs/store.md promises
+        folder = f"{fam.prefix}/commits"
+        try:
+            names = set(os.listdir(self._path(folder)) if self.local
+                        else self.list_blobs(folder))
+        except FileNotFoundError:
+            return None
+        ranges = [[str(int(i)) for i in r] for r in window.shard_ranges()]
+        if not all(".".join(parts) in names for parts in itertools.product(*ranges)) \
+                if ranges else "0" not in names:
+            return None
+        return fam, window
+
     def _window(self, spec: GridSpec) -> tuple[Family, Window]:
         """The family and the window of ``spec``, explicit values looked up (never
         registered), refusing any shard that is not committed for exactly these values."""
+        hit = self._hit(spec)
+        if hit is not None:
+            return hit
         layout = FamilyLayout.from_spec(spec)
         fam = Family(self, layout)
         window = Window.from_spec(layout, spec, fam.slots_for(spec))
@@ -219,6 +294,34 @@ class Store(BlobStore):
             raise StoreError("the shard holding this point is not in the store; "
                              "compute the grid first")
         return fam.read_point(window, tuple(index))
+
+    def slice(self, rid_or_spec: str | GridSpec, x: str, y: str,
+              at: dict[str, float] | None = None,
+              variables: Iterable[str] | None = None) -> xr.Dataset:
+        """A 2-D plane of a stored dataset, read directly (no dask): dimensions ``(y, x)``.
+
+        Parameters
+        ----------
+        rid_or_spec : str or GridSpec
+            The dataset, by id or by spec; it must be stored (nothing is computed).
+        x, y : str
+            Two dimensions of the dataset.
+        at : dict, optional
+            A grid value (to 1e-9 relative) for every other dimension.
+        variables : iterable of str, optional
+            Outputs to return (default every output of the model, labels included).
+
+        Returns
+        -------
+        xarray.Dataset
+            In memory, with the CF attributes and the ``valid`` flag of :meth:`open`. Only
+            the inner chunks the plane touches are read and checked; outputs the model
+            derives are derived for the plane alone.
+        """
+        spec = (rid_or_spec if isinstance(rid_or_spec, GridSpec)
+                else GridSpec.from_dict(self.request(rid_or_spec)["spec"]))
+        fam, window = self._window(spec)
+        return fam.read_slice(window, spec, x, y, dict(at or {}), variables)
 
     def remove_request(self, rid: str) -> None:
         """Forget dataset ``rid`` (also when its record is damaged)."""
@@ -394,9 +497,13 @@ class Store(BlobStore):
                      if all(not ax.explicit or s[i] in slot_values[ax.name]
                             for i, ax in enumerate(fam.layout.axes))]
             with Lease(self, [key]):
-                run_shards(self, fam, known, slot_values, client=client, progress=progress)
+                run_shards(self, fam, known, slot_values, client=client, progress=progress,
+                           box=REPAIR)
         for rid in sorted(datasets):
-            compute(GridSpec.from_dict(self.request(rid)["spec"]), self, client=client)
+            record = self.request(rid)
+            if record.pop("complete", None) is not None:  # else the cache hit answers
+                self.write_blob(f"requests/{rid}.json", json.dumps(record, indent=1).encode())
+            compute(GridSpec.from_dict(record["spec"]), self, client=client)
 
     def _repair_metadata(self, key: str) -> None:
         """Rewrite family ``key``'s group and array metadata from its definition (from the

@@ -19,7 +19,9 @@ Index rules (these are what a user relies on for reuse, see docs/store.md):
   many lattice axes the family has and on the model's cost (``Model.shard_log2``): about
   2**18 points each for a closed form (fewer for costly models: 2**12 for a Pauli model of
   several states, whose points cost ~50 us), powers of two, aligned to multiples of their
-  side. Inner chunks (the unit of reading) hold about 2**13 points.
+  side. Inner chunks (the unit of reading) hold about 2**13 points; with three lattice axes
+  or more they are one point thick along the axes between the first and the last
+  (:func:`_sides_log2`), so that planes over the first and last axes read no waste.
   A spec's ``chunks:`` overrides both sides of an axis, within :data:`MAX_SHARD_POINTS` and
   :data:`MAX_INNER_POINTS`.
 
@@ -47,7 +49,10 @@ from ..models import get_model
 #: Version of the family layout, part of every family key. 2: explicit-axis slots are
 #: assigned by probing a registry keyed by the exact value (1 trusted a 31-bit hash alone,
 #: so two values could share a slot); families written by version 1 are never read.
-FORMAT_VERSION = 2
+#: 3: *partial shards*: a commit record names the boxes of its shard that were computed
+#: (``"boxes"``), points outside them hold :data:`NOT_COMPUTED`; a version-2 record meant
+#: "the whole shard", so version-2 families are never read by this code (new keys).
+FORMAT_VERSION = 3
 LATTICE_LENGTH = 2**32
 LATTICE_OFFSET = 2**31
 SLOT_LENGTH = 2**31
@@ -61,12 +66,123 @@ MAX_SHARD_POINTS = 2**22
 MAX_INNER_POINTS = 2**17
 
 
+#: Bit pattern of a stored point that was never computed (outside every box of its shard's
+#: record): a *signalling* NaN with a payload no arithmetic produces (any operation on a
+#: signalling NaN returns a quiet one, and the kernels' own NaNs are the default quiet NaN),
+#: so a reader tells "not computed" from "computed, outside the domain" bit for bit.
+NOT_COMPUTED = {8: np.uint64(0x7FF4_5048_4D50_0001), 4: np.uint32(0x7FA0_504D)}
+#: The same for integer outputs (labels are small non-negative codes, -1 outside the domain).
+NOT_COMPUTED_INT = -2
+
+
+def not_computed(dtype: np.dtype) -> np.ndarray:
+    """A 0-d array of ``dtype`` holding the "never computed" value."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return np.asarray(NOT_COMPUTED[dtype.itemsize]).view(dtype.newbyteorder("="))
+    return np.asarray(NOT_COMPUTED_INT, dtype=dtype)
+
+
+def is_not_computed(data: np.ndarray) -> np.ndarray:
+    """Mask of the points of ``data`` holding the "never computed" value (bit for bit)."""
+    data = np.asarray(data)
+    if data.dtype.kind == "f":
+        nan = np.isnan(data)
+        if not nan.any():
+            return nan
+        bits = data.view(np.uint64 if data.dtype.itemsize == 8 else np.uint32)
+        return nan & (bits == NOT_COMPUTED[data.dtype.itemsize])
+    return data == NOT_COMPUTED_INT
+
+
+# --- boxes: the parts of a shard a commit record holds -----------------------------------
+
+#: A box: per axis a half-open index range ``(lo, hi)``, shard-local.
+Box = tuple[tuple[int, int], ...]
+
+
+def box_size(box: Box) -> int:
+    return math.prod(hi - lo for lo, hi in box)
+
+
+def box_subtract(a: Box, b: Box) -> list[Box]:
+    """``a`` minus ``b`` as disjoint boxes (at most two per axis)."""
+    if any(max(al, bl) >= min(ah, bh) for (al, ah), (bl, bh) in zip(a, b, strict=True)):
+        return [a]
+    out = []
+    rest = list(a)
+    for d, ((al, ah), (bl, bh)) in enumerate(zip(a, b, strict=True)):
+        if al < bl:
+            out.append((*tuple(rest[:d]), (al, bl), *tuple(rest[d + 1:])))
+        if bh < ah:
+            out.append((*tuple(rest[:d]), (bh, ah), *tuple(rest[d + 1:])))
+        rest[d] = (max(al, bl), min(ah, bh))
+    return out
+
+
+def boxes_missing(want: Box, held: list[Box]) -> list[Box]:
+    """The part of ``want`` no box of ``held`` covers, as disjoint boxes."""
+    pending = [want] if box_size(want) else []
+    for h in held:
+        pending = [p for q in pending for p in box_subtract(q, h)]
+        if not pending:
+            break
+    return pending
+
+
+def boxes_merge(boxes: list[Box]) -> list[Box]:
+    """Disjoint ``boxes`` with every pair that abuts along one axis (and is equal along the
+    others) joined, until no pair does: an extended request leaves one box, not two."""
+    boxes = [b for b in boxes if box_size(b)]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                diff = [d for d in range(len(a)) if a[d] != b[d]]
+                if len(diff) == 1:
+                    d = diff[0]
+                    if a[d][1] == b[d][0] or b[d][1] == a[d][0]:
+                        joined = (min(a[d][0], b[d][0]), max(a[d][1], b[d][1]))
+                        boxes[i] = (*a[:d], joined, *a[d + 1:])
+                        del boxes[j]
+                        merged = True
+                        break
+            if merged:
+                break
+    return sorted(boxes)
+
+
 def _split_log2(total: int, n: int) -> list[int]:
     """Split ``total`` powers of two over ``n`` axes, the extra ones to the last axes."""
     if n == 0:
         return []
     base, extra = divmod(total, n)
     return [base + (1 if i >= n - extra else 0) for i in range(n)]
+
+
+def _sides_log2(shard_log2: int, n: int) -> tuple[list[int], list[int]]:
+    """Shard and inner-chunk sides (log2) of ``n`` lattice axes.
+
+    One or two axes: split evenly (extra factors to the last axes). Three or more: the
+    first and the last axis are the *map* axes and the ones between are *sliders* (the
+    order the paper's specs use: eps, T, dT, dV). Sliders get a short shard side and inner
+    chunks one point thick, so a plane over the first and last axes at fixed sliders
+    decodes only the points it returns (an inner chunk as deep as 8 x 8 along the sliders
+    made a 1e6-point plane decode 64e6 points, issue 14); a plane along a slider touches one
+    inner chunk per slider value, which stays cheap because sliders are short.
+    """
+    if n < 3:
+        return _split_log2(shard_log2, n), _split_log2(min(INNER_LOG2, shard_log2), n)
+    middle = shard_log2 // (2 * (n - 1))
+    first = (shard_log2 - middle * (n - 2)) // 2
+    last = shard_log2 - middle * (n - 2) - first
+    shard = [first] + [middle] * (n - 2) + [last]
+    inner_total = min(INNER_LOG2, first + last)
+    inner_first = min(first, inner_total // 2)
+    inner = [inner_first] + [0] * (n - 2) + [min(last, inner_total - inner_first)]
+    return shard, inner
 
 
 def slot_of(value: float) -> int:
@@ -146,8 +262,8 @@ class FamilyLayout:
         # (2**18 for a closed form, fewer for costly models, so that the whole shards a
         # small request pads to stay cheap)
         shard_log2 = min(SHARD_LOG2, model.shard_log2)
-        shard_exp = iter(_split_log2(shard_log2, n_lat))
-        inner_exp = iter(_split_log2(min(INNER_LOG2, shard_log2), n_lat))
+        shard_exps, inner_exps = _sides_log2(shard_log2, n_lat)
+        shard_exp, inner_exp = iter(shard_exps), iter(inner_exps)
         axes = []
         for name, lat in zip(spec.axes, lattices, strict=True):
             if lat.kind == "explicit":
@@ -279,6 +395,17 @@ class Window:
     def n_shards(self) -> int:
         return math.prod(len(r) for r in self.shard_ranges())
 
+    def span(self) -> tuple[tuple[int, int] | None, ...]:
+        """Per axis the array-index range ``(lo, hi)`` the window covers (``None`` on an
+        explicit axis, whose shards are one slot wide): what a task needs to know to compute
+        only the window's part of a shard."""
+        return tuple(None if start is None else (int(start), int(start) + n)
+                     for start, n in zip(self.starts, self.sizes, strict=True))
+
+    def local_box(self, shard: tuple[int, ...]) -> Box:
+        """The window's part of ``shard``, in the shard's own indices."""
+        return span_box(self.layout, self.span(), shard)
+
     @property
     def registered(self) -> bool:
         """Whether every explicit value of the window has a slot."""
@@ -290,6 +417,22 @@ class Window:
                                                            self.coords[ax.name], strict=True)}
                 for ax, slots in zip(self.layout.axes, self.slots, strict=True)
                 if ax.explicit}
+
+
+def span_box(layout: FamilyLayout, span: tuple[tuple[int, int] | None, ...] | None,
+             shard: tuple[int, ...]) -> Box:
+    """The part of ``shard`` inside ``span`` (see :meth:`Window.span`; ``None``: all of
+    it), in the shard's own indices; empty ranges where they do not meet."""
+    out = []
+    for d, (ax, i) in enumerate(zip(layout.axes, shard, strict=True)):
+        rng = None if span is None else span[d]
+        if rng is None:
+            out.append((0, ax.shard))
+        else:
+            lo = min(max(rng[0] - i * ax.shard, 0), ax.shard)
+            hi = max(min(rng[1] - i * ax.shard, ax.shard), lo)
+            out.append((lo, hi))
+    return tuple(out)
 
 
 # --- the dataset id ------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from ..grid import GridSpec
 from ..models import get_model
 from .family import Family
-from .layout import UNREGISTERED, FamilyLayout, Window
+from .layout import UNREGISTERED, Box, FamilyLayout, Window, box_size
 
 if TYPE_CHECKING:
     from .core import Store
@@ -21,13 +22,15 @@ if TYPE_CHECKING:
 
 @dataclass
 class Plan:
-    """What a request needs: its family, window, and which shards are missing."""
+    """What a request needs: its family, window, which shards are missing and which of
+    their points a compute would compute (``todo``: shard-local boxes per missing shard)."""
 
     spec: GridSpec
     layout: FamilyLayout
     window: Window
     needed: list[tuple[int, ...]]
     missing: list[tuple[int, ...]]
+    todo: dict[tuple[int, ...], list[Box]] = field(default_factory=dict)
 
     @property
     def points(self) -> int:
@@ -35,19 +38,22 @@ class Plan:
 
     @property
     def points_to_compute(self) -> int:
-        return len(self.missing) * self.layout.shard_points
+        """Points a compute of this plan computes: only the request's part of each shard
+        that no commit record holds (whole shards only where a record is unusable)."""
+        return sum(box_size(b) for boxes in self.todo.values() for b in boxes)
 
     @property
     def points_stored(self) -> int:
         """Requested points that are already in the store."""
-        if not self.missing:
-            return self.points
-        missing = set(self.missing)
-        stored = 0
-        for shard in self.needed:
-            if shard not in missing:
-                stored += _overlap(self.window, shard)
-        return stored
+        missing = 0
+        for shard, boxes in self.todo.items():
+            want = self.window.local_box(shard)
+            # on an explicit axis several values not registered yet share slot -1
+            repeat = math.prod(int((np.asarray(sl) == i).sum())
+                               for sl, i in zip(self.window.slots, shard, strict=True)
+                               if sl is not None)
+            missing += repeat * sum(box_size(_intersect(b, want)) for b in boxes)
+        return self.points - missing
 
     @property
     def nbytes(self) -> int:
@@ -88,16 +94,9 @@ def _shard_of(window: Window, index: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _overlap(window: Window, shard: tuple[int, ...]) -> int:
-    n = 1
-    for ax, start, slots, size, i in zip(window.layout.axes, window.starts, window.slots,
-                                         window.sizes, shard, strict=True):
-        if ax.explicit or start is None:
-            n *= int(np.sum(np.asarray(slots) == i))
-        else:
-            lo, hi = max(start, i * ax.shard), min(start + size, (i + 1) * ax.shard)
-            n *= max(0, hi - lo)
-    return n
+def _intersect(a: Box, b: Box) -> Box:
+    return tuple((max(al, bl), max(min(ah, bh), max(al, bl)))
+                 for (al, ah), (bl, bh) in zip(a, b, strict=True))
 
 
 def plan(spec: GridSpec, store: Store) -> Plan:
@@ -111,9 +110,9 @@ def plan(spec: GridSpec, store: Store) -> Plan:
     fam = Family(store, layout)
     window = Window.from_spec(layout, spec, fam.slots_for(spec))
     needed = window.shards()
-    done = fam.committed_for(window, needed)
-    missing = [s for s in needed if s not in done]
-    return Plan(spec, layout, window, needed, missing)
+    todo = fam.pending(window, needed)
+    missing = [s for s in needed if s in todo]
+    return Plan(spec, layout, window, needed, missing, todo)
 
 
 def as_spec(spec: GridSpec | dict | str | os.PathLike) -> GridSpec:

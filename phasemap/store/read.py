@@ -21,7 +21,7 @@ from .codec import (
     _no_paths,
     _shard_encoder,
 )
-from .layout import FamilyLayout, Window
+from .layout import FamilyLayout, Window, is_not_computed
 
 
 def _derive_arrays(arrays: dict[str, da.Array], model, layout: FamilyLayout,
@@ -108,6 +108,22 @@ class _WindowReader:
             else:
                 idx = np.asarray(slots)[k]
                 sel.append(slice(int(idx[0]), int(idx[0]) + 1) if len(idx) == 1 else idx)
+        return self._checked(tuple(sel), self._read(tuple(sel)))
+
+    def _checked(self, sel: tuple, data: np.ndarray) -> np.ndarray:
+        """``data`` if none of it is :data:`~.layout.NOT_COMPUTED`; else
+        :class:`StoreCorrupted` naming the first shard with a point never computed (its
+        record, or the request's, claims more than its object holds)."""
+        bad = is_not_computed(data)
+        if not bad.any():
+            return data
+        first = np.unravel_index(int(np.argmax(bad)), bad.shape)
+        shard = tuple((s.start + int(i) if isinstance(s, slice) else int(s[int(i)])) // sh
+                      for s, i, sh in zip(sel, first, self.shard_shape, strict=True))
+        family, var = _family_and_variable(self.path)
+        raise StoreCorrupted(family, shard, var, "points never computed")
+
+    def _read(self, sel: tuple) -> np.ndarray:
         if self.fast is not None and all(isinstance(s, slice) for s in sel):
             # every shard of the window is committed: a missing one is damage, not fill
             try:

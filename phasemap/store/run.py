@@ -27,24 +27,25 @@ if TYPE_CHECKING:
 
 
 def _shard_task(url: str, definition: dict, shard: tuple[int, ...],
-                slot_values: dict[str, dict[int, float]]) -> int:
+                slot_values: dict[str, dict[int, float]], box=None) -> int:
     from .core import Store  # the facade imports this module
 
     fam = Family(Store(url), FamilyLayout.from_definition(definition))
     try:
-        return fam.compute_shard(tuple(shard), slot_values)
+        return fam.compute_shard(tuple(shard), slot_values, box)
     finally:
         fam.close()
 
 
 def _shards_task(url: str, definition: dict, shards: list[tuple[int, ...]],
-                 slot_values: dict[str, dict[int, float]]) -> int:
-    """Compute and commit several shards one after the other (each committed on its own)."""
+                 slot_values: dict[str, dict[int, float]], box=None) -> int:
+    """Compute and commit several shards one after the other (each committed on its own);
+    ``box``: only their part inside this window span (see :meth:`Family.compute_shard`)."""
     from .core import Store  # the facade imports this module
 
     fam = Family(Store(url), FamilyLayout.from_definition(definition))
     try:
-        return sum(fam.compute_shard(tuple(shard), slot_values) for shard in shards)
+        return sum(fam.compute_shard(tuple(shard), slot_values, box) for shard in shards)
     finally:
         fam.close()
 
@@ -82,8 +83,9 @@ def _batches(shards: list[tuple[int, ...]], threads: int) -> list[list[tuple[int
 
 def run_shards(store: Store, fam: Family, shards: list[tuple[int, ...]],
                slot_values: dict[str, dict[int, float]], client=None,
-               progress: Callable[[int, int, int], None] | None = None) -> int:
-    """Compute and commit ``shards``; return points computed.
+               progress: Callable[[int, int, int], None] | None = None, box=None) -> int:
+    """Compute and commit ``shards`` (only their part inside ``box``, a window's
+    :meth:`~.layout.Window.span`, that is not stored yet); return points computed.
 
     With no ``client``, on dask's threaded scheduler in this process (:func:`_run_local`);
     otherwise as dask tasks on the client's cluster, a few shards per task.
@@ -91,7 +93,7 @@ def run_shards(store: Store, fam: Family, shards: list[tuple[int, ...]],
     if not shards:
         return 0
     if client is None:
-        return _run_local(fam, list(shards), slot_values, progress)
+        return _run_local(fam, list(shards), slot_values, progress, box)
     definition = fam.layout.definition()
     from distributed import as_completed
 
@@ -102,7 +104,7 @@ def run_shards(store: Store, fam: Family, shards: list[tuple[int, ...]],
     batches = _batches(list(shards), threads)
     futures = client.map(_shards_task, [store.url] * len(batches),
                          [definition] * len(batches), batches,
-                         [slot_values] * len(batches), pure=False)
+                         [slot_values] * len(batches), [box] * len(batches), pure=False)
     sizes = {fut.key: len(batch) for fut, batch in zip(futures, batches, strict=True)}
     done = points = 0
     for fut in as_completed(futures, loop=client.loop):  # client may not be the default
@@ -115,7 +117,7 @@ def run_shards(store: Store, fam: Family, shards: list[tuple[int, ...]],
 
 def _run_local(fam: Family, shards: list[tuple[int, ...]],
                slot_values: dict[str, dict[int, float]],
-               progress: Callable[[int, int, int], None] | None = None) -> int:
+               progress: Callable[[int, int, int], None] | None = None, box=None) -> int:
     """Compute and commit ``shards`` on a thread per core of this process; return points.
 
     The embedded default: dask's local scheduler, one task per shard, on a thread pool of
@@ -140,7 +142,7 @@ def _run_local(fam: Family, shards: list[tuple[int, ...]],
 
     threads = max(1, min(usable_cores(), len(shards)))
     keys = [("phasemap-shard", i) for i in range(len(shards))]
-    graph = {key: (functools.partial(fam.compute_shard, tuple(shard), slot_values),)
+    graph = {key: (functools.partial(fam.compute_shard, tuple(shard), slot_values, box),)
              for key, shard in zip(keys, shards, strict=True)}
     count = {"done": 0, "points": 0}
 
@@ -192,46 +194,53 @@ def compute(spec: GridSpec | dict | str | os.PathLike, store: Store | str | None
 
     store = store if isinstance(store, Store) else Store(store)
     t0 = time.perf_counter()
+    hit = store._hit(spec)  # a complete dataset: one read, no commit records
+    if hit is not None:
+        fam, window = hit
+        if progress:
+            progress(1, 1, 0)
+        return _dataset(fam.open_window(window, spec), spec, store, fam, 0, spec.size)
     p = plan(spec, store)
     reused = p.points_stored
     fam = Family(store, p.layout)
     computed = shards_computed = 0
-    rid = spec_id(spec)
-    if not p.missing and store.read_blob(f"requests/{rid}.json") is not None:
-        if progress:
-            progress(len(p.needed), len(p.needed), 0)
-    else:
-        store.check_limits(p)
-        with Lease(store, [fam.key]):  # gc keeps the family while this runs
-            lost: list[tuple[int, ...]] = []
-            for _ in range(MAX_COMPUTE_ROUNDS):
-                fam.create()
-                if p.missing or lost:
-                    window = Window.from_spec(p.layout, spec, fam.slots_for(spec, register=True))
-                    todo = sorted((set(window.shards()) - fam.committed_for(window)) | set(lost))
-                    computed += run_shards(store, fam, todo, window.explicit_values(),
-                                           client=client, progress=progress)
-                    shards_computed += len(todo)
-                elif progress:
-                    progress(len(p.needed), len(p.needed), 0)
-                # Confirm before recording: every shard committed for these values and every
-                # object present (something may have removed them behind this compute's back).
-                p = plan(spec, store)
-                lost = [] if p.missing else fam.absent(p.needed)
-                if not p.missing and not lost:
-                    break
-            else:
-                raise StoreError(f"shards of this grid keep disappearing from the store while "
-                                 f"it is computed ({len(p.missing) + len(lost)} after "
-                                 f"{MAX_COMPUTE_ROUNDS} rounds); is another process deleting "
-                                 "them?")
-            stats = {"points": p.points, "points_computed": computed,
-                     "points_reused": reused, "shards_computed": shards_computed,
-                     "created": _utcnow(), "seconds": round(time.perf_counter() - t0, 3),
-                     "model_version": p.layout.model_version, "phasemap_version": __version__}
-            store.record_request(spec, fam, stats, shards=p.needed)
-    ds = fam.open_window(p.window, spec)
-    ds.attrs.update({"spec": json.dumps(spec.to_dict()), "dataset_id": rid,
+    # Not a complete dataset yet (or its record is older, or its slots changed): plan,
+    # compute what is missing, confirm, and record it complete.
+    store.check_limits(p)
+    with Lease(store, [fam.key]):  # gc keeps the family while this runs
+        lost: list[tuple[int, ...]] = []
+        for _ in range(MAX_COMPUTE_ROUNDS):
+            fam.create()
+            if p.missing or lost:
+                window = Window.from_spec(p.layout, spec, fam.slots_for(spec, register=True))
+                todo = sorted(set(fam.pending(window)) | set(lost))
+                computed += run_shards(store, fam, todo, window.explicit_values(),
+                                       client=client, progress=progress, box=window.span())
+                shards_computed += len(todo)
+            elif progress:
+                progress(len(p.needed), len(p.needed), 0)
+            # Confirm before recording: every shard committed for these values and every
+            # object present (something may have removed them behind this compute's back).
+            p = plan(spec, store)
+            lost = [] if p.missing else fam.absent(p.needed)
+            if not p.missing and not lost:
+                break
+        else:
+            raise StoreError(f"shards of this grid keep disappearing from the store while "
+                             f"it is computed ({len(p.missing) + len(lost)} after "
+                             f"{MAX_COMPUTE_ROUNDS} rounds); is another process deleting "
+                             "them?")
+        stats = {"points": p.points, "points_computed": computed,
+                 "points_reused": reused, "shards_computed": shards_computed,
+                 "created": _utcnow(), "seconds": round(time.perf_counter() - t0, 3),
+                 "model_version": p.layout.model_version, "phasemap_version": __version__}
+        store.record_request(spec, fam, stats, shards=p.needed, window=p.window)
+    return _dataset(fam.open_window(p.window, spec), spec, store, fam, computed, reused)
+
+
+def _dataset(ds: xr.Dataset, spec: GridSpec, store: Store, fam: Family, computed: int,
+             reused: int) -> xr.Dataset:
+    ds.attrs.update({"spec": json.dumps(spec.to_dict()), "dataset_id": spec_id(spec),
                      "store": store.url, "family": fam.key, "created": _utcnow(),
                      "points_computed": computed, "points_reused": reused})
     if spec.name:
