@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from conftest import mirror, moderate_points
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from phasemap import regimes
 from phasemap.models import get_model
@@ -229,3 +230,82 @@ def test_subnormal_power_is_flagged_underflow():
     assert 0 < abs(out["P"]) < 2.2e-308
     assert m["merit_flag"] == merit.UNDERFLOW
     assert all(np.isnan(m[name]) for name in FIGURES)
+
+
+def _reference_point(P, Q_L, Q_R, T_L, T_R, dT):
+    """The module docstring's rules for one point, in plain Python floats (an independent
+    transcription: the table, then one quotient per figure, capped at its Carnot value)."""
+    import math
+    nan = math.nan
+    left_hot = dT >= 0
+    Q_h, Q_c = (Q_L, -Q_R) if left_hot else (-Q_R, Q_L)
+    T_h, T_c = (T_L, T_R) if left_hot else (T_R, T_L)
+    d = abs(dT)
+
+    def div(a, b):
+        try:
+            return a / b
+        except ZeroDivisionError:
+            return nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a) * \
+                math.copysign(1.0, b)
+        except OverflowError:
+            return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+    def capped(a, b, cap):
+        q = div(a, b)
+        return nan if math.isnan(q) or math.isnan(cap) else min(q, cap) + 0.0
+
+    if any(math.isnan(v) for v in (P, Q_h, Q_c, d)):
+        flag = merit.INVALID
+    elif d == 0:
+        flag = merit.NO_DT
+    elif P < 0 < Q_h:
+        flag = merit.ENGINE
+    elif P > 0 and Q_c > 0:
+        flag = merit.FRIDGE
+    elif P > 0 > Q_h:
+        flag = merit.HEATER
+    elif P == 0:
+        flag = merit.NO_WORK
+    else:
+        flag = merit.ACCELERATOR
+    tiny = merit.TINY_NORMAL
+    if flag in (merit.ENGINE, merit.FRIDGE, merit.HEATER) and (
+            abs(P) < tiny or abs(Q_h) < tiny or (flag == merit.FRIDGE and abs(Q_c) < tiny)):
+        flag = merit.UNDERFLOW
+    eta_c = div(d, T_h)
+    cop_c, cop_hc = (div(T_c, d), div(T_h, d)) if d > 0 else (nan, nan)
+    out = dict.fromkeys(FIGURES, nan)
+    if flag == merit.ENGINE:
+        out["power"] = -P + 0.0
+        out["eta"] = capped(-P, Q_h, eta_c)
+        out["eta_over_carnot"] = capped(out["eta"], eta_c, 1.0)
+    if flag in (merit.FRIDGE, merit.HEATER):
+        out["power"] = (Q_c if flag == merit.FRIDGE else -Q_h) + 0.0
+        out["cop_heating"] = capped(-Q_h, P, cop_hc)
+        out["cop_heating_over_carnot"] = capped(out["cop_heating"], cop_hc, 1.0)
+    if flag == merit.FRIDGE:
+        out["cop"] = capped(Q_c, P, cop_c)
+        out["cop_over_carnot"] = capped(out["cop"], cop_c, 1.0)
+    return out, flag
+
+
+_edge = st.sampled_from([0.0, -0.0, 5e-324, -5e-324, 2.2e-308, -2.3e-308, 1e308, -1e308,
+                         float("nan"), 1.0, -1.0])
+_value = st.one_of(_edge, st.floats(allow_nan=False, allow_infinity=False, width=64))
+
+
+@settings(max_examples=300)
+@given(_value, _value, _value, st.floats(1e-300, 1e300), st.floats(-1.999, 1.999),
+       st.booleans())
+def test_figures_of_merit_follow_the_rules_bit_for_bit(P, Q_L, Q_R, T, frac, zero_dT):
+    dT = 0.0 if zero_dT else frac * T
+    T_L, T_R = T + dT / 2, T - dT / 2
+    got = merit.figures_of_merit(np.array([P]), np.array([Q_L]), np.array([Q_R]),
+                                 np.array([T_L]), np.array([T_R]), dT=np.array([dT]))
+    want, flag = _reference_point(P, Q_L, Q_R, T_L, T_R, dT)
+    assert int(got["merit_flag"][0]) == flag
+    for name in FIGURES:
+        g, w = float(got[name][0]), want[name]
+        assert (np.isnan(g) and np.isnan(w)) or (g == w and np.signbit(g) == np.signbit(w)), \
+            (name, g, w)
