@@ -81,6 +81,8 @@ class Plane:
     invalid: np.ndarray
     nbytes: int = 0
     thresholds: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    #: The model's label outputs among ``arrays`` (sent with every view: legend and hover).
+    labels: tuple[str, ...] = ()
 
 
 class PlaneCache:
@@ -225,30 +227,50 @@ def read_plane(ds: xr.Dataset, model: Model, x: str, y: str, fixed: dict[str, fl
         if v in arrays and invalid.any():
             arrays[v] = np.where(invalid, np.int8(-1), arrays[v]).astype(arrays[v].dtype)
     nbytes = sum(a.nbytes for a in arrays.values()) + invalid.nbytes
-    return Plane(xs, ys, arrays, invalid, nbytes)
+    return Plane(xs, ys, arrays, invalid, nbytes,
+                 labels=tuple(v for v in model.labels if v in arrays))
 
 
 @dataclass
 class View:
-    """What is sent for one view: the window's columns and how pixels map to points."""
+    """What is sent for one view: the window's columns and how pixels map to points.
+
+    ``data`` holds only what is drawn or hovered: the label codes (legend and hover), the
+    domain mask, the pixel coordinates and the shown quantity, if any; any other column of
+    the same window is cut from ``plane`` on demand (:meth:`column`)."""
 
     data: dict[str, list]
     ax: logic.ScreenAxis
     ay: logic.ScreenAxis
+    plane: Plane | None = None
+
+    def column(self, name: str) -> np.ndarray:
+        """Output ``name`` on this view's pixels: the column sent, or cut from the plane
+        exactly as :func:`make_view` cuts it (the same stored points)."""
+        if name in self.data:
+            return np.asarray(self.data[name][0])
+        if self.plane is None:
+            raise KeyError(name)
+        return self.plane.arrays[name][np.ix_(self.ay.index, self.ax.index)]
 
 
-def make_view(plane: Plane, window: tuple | None, pixels=(VIEW_PIXELS_X, VIEW_PIXELS_Y)
-              ) -> View:
-    """The columns of the image source for ``window`` ((x0, x1), (y0, y1)) or the whole plane."""
+def make_view(plane: Plane, window: tuple | None, pixels=(VIEW_PIXELS_X, VIEW_PIXELS_Y),
+              columns: Any = None) -> View:
+    """The columns of the image source for ``window`` ((x0, x1), (y0, y1)) or the whole
+    plane: the label outputs, the mask, the pixel coordinates and the outputs named in
+    ``columns`` (the shown quantity), nothing else (issue #15: a view used to carry every
+    output, ~8x the bytes)."""
     ax = logic.screen_axis(plane.xs, window[0] if window else None, pixels[0])
     ay = logic.screen_axis(plane.ys, window[1] if window else None, pixels[1])
     rows, cols = np.ix_(ay.index, ax.index)
-    data: dict[str, list] = {name: [a[rows, cols]] for name, a in plane.arrays.items()}
+    names = list(dict.fromkeys([*plane.labels, *(columns or ())]))
+    data: dict[str, list] = {name: [plane.arrays[name][rows, cols]] for name in names
+                             if name in plane.arrays}
     data["masked"] = [plane.invalid[rows, cols].astype(np.int8)]
     data["xs"] = [plane.xs[ax.index]]
     data["ys"] = [plane.ys[ay.index]]
     data.update(x=[ax.lo], y=[ay.lo], dw=[ax.hi - ax.lo], dh=[ay.hi - ay.lo])
-    return View(data, ax, ay)
+    return View(data, ax, ay, plane)
 
 
 def covers(view: View, plane: Plane, window: tuple | None,
@@ -687,7 +709,6 @@ class Explorer:
         self.state.param.update(dataset=rid, x=x, y=y, along=x, tapped=None, window=None,
                                 lens=self.lens.value or None, shown=self.shown.value)
         self.draw_lines()
-        self._build_hover(labels, quantities)
         self.build_sliders()
         self.request_draw(reset_range=True)
 
@@ -740,33 +761,32 @@ class Explorer:
             self.sliders_box.objects = items
         self.state.fixed = {d: float(s.value) for d, s in self.sliders.items()}
 
-    def _build_hover(self, labels: list[str], quantities: list[str]) -> None:
+    def _hover_spec(self, shown: str | None) -> tuple[str, dict[str, Any]]:
+        """The hover's template and formatters for the view's columns: the stored point's
+        coordinates, the shown quantity (if a quantity is shown) and every label, all
+        exact (shortest round-trip decimal of the stored float). The point's other values
+        are in its record under the map, on click."""
         from bokeh.models import CustomJSHover
 
-        rows = [(self._label(self.state.x, html=True) if self.state.x else "x", "$x{custom}"),
-                (self._label(self.state.y, html=True) if self.state.y else "y", "$y{custom}")]
+        st, model = self.state, self._m()
+        rows = [(self._label(st.x, html=True) if st.x else "x", "$x{custom}"),
+                (self._label(st.y, html=True) if st.y else "y", "$y{custom}")]
         formatters = {"$x": self.formatters["xs"], "$y": self.formatters["ys"]}
-        for v in labels:
-            names = [logic.legend_text(f) for f in self._m().output(v).flags]
+        if shown is not None and not model.output(shown).is_label:
+            rows.append((self._label(shown, html=True), f"@{{{shown}}}{{custom}}"))
+            formatters[f"@{{{shown}}}"] = self.formatters["exact"]
+        for v in (v for v in model.labels if self.ds is not None and v in self.ds):
+            names = [logic.legend_text(f) for f in model.output(v).flags]
             key = f"label-{v}"
             if key not in self.formatters:
                 self.formatters[key] = CustomJSHover(args={"names": names}, code=_LABEL)
-            else:
+            elif self.formatters[key].args.get("names") != names:
                 self.formatters[key].args = {"names": names}
             rows.append((v, f"@{{{v}}}{{custom}}"))
             formatters[f"@{{{v}}}"] = self.formatters[key]
-        for q in quantities:
-            rows.append((self._label(q, html=True), f"@{{{q}}}{{custom}}"))
-            formatters[f"@{{{q}}}"] = self.formatters["exact"]
         html = "".join(f'<div class="pm-row"><span class="pm-name">{name}</span>: '
                        f'<span class="pm-value">{ref}</span></div>' for name, ref in rows)
-        tooltips = f'<div class="phasemap-tip">{html}</div>'
-
-        def apply() -> None:
-            self.hover.formatters = formatters
-            self.hover.tooltips = tooltips
-
-        self._apply(apply)
+        return f'<div class="phasemap-tip">{html}</div>', formatters
 
     # --- events ----------------------------------------------------------------------------
     def _on_axis(self, which: str) -> None:
@@ -780,9 +800,6 @@ class Explorer:
             self._quiet = False
         self.state.param.update(x=x, y=y, tapped=None, window=None)
         self.draw_lines()
-        if self.ds is not None and self.model is not None:
-            self._build_hover([v for v in self._m().labels if v in self.ds],
-                              [v for v in self._m().quantities if v in self.ds])
         self.build_sliders()
         self.request_draw(reset_range=True)
 
@@ -876,17 +893,22 @@ class Explorer:
         x, y, fixed = st.x, st.y, dict(st.fixed)
         plane = PLANES.get(key, lambda: read_plane(ds, model, x, y, fixed))
         new_plane = plane is not self.plane
+        shown = st.lens if st.shown == "labels" else st.shown
+        if shown is None or shown not in plane.arrays:
+            shown = next(iter(plane.arrays))
+        is_label = model.output(shown).is_label
+        patch: dict[str, list] = {}
         if style_only and not new_plane and self.view is not None:
             view = self.view
         elif window_only and not new_plane and self.view is not None and \
                 covers(self.view, plane, st.window):
             view = self.view  # every stored point of the new window is already there
         else:
-            view = make_view(plane, None if reset_range else st.window)
-        shown = st.lens if st.shown == "labels" else st.shown
-        if shown is None or shown not in plane.arrays:
-            shown = next(iter(plane.arrays))
-        is_label = model.output(shown).is_label
+            view = make_view(plane, None if reset_range else st.window,
+                             columns=() if is_label else (shown,))
+        if shown not in view.data:  # another quantity of the same view: one column
+            patch[shown] = [view.column(shown)]
+            view.data[shown] = patch[shown]
         if is_label:
             flags = model.output(shown).flags
             present, _ = logic.present_codes(view.data[shown][0], len(flags))
@@ -904,6 +926,7 @@ class Explorer:
         title = self._title(shown)
         tapped = st.tapped
         send = view is not self.view
+        tooltips, formatters = self._hover_spec(shown)
 
         def apply() -> None:
             if not window_only or new_plane:
@@ -914,14 +937,18 @@ class Explorer:
                     self.fig.yaxis.axis_label = self._label(y)
             if send:
                 self.image.glyph.image = "masked"
-                self.source.data = view.data
+                self.source.data = dict(view.data)
+            elif patch:  # a data patch of the new column into the source on screen
+                self.source.data.update(patch)
             self.image.glyph.image = shown
+            if self.hover.tooltips != tooltips:
+                self.hover.update(formatters=formatters, tooltips=tooltips)
             self.mapper.update(palette=palette, low=low, high=high,
                                low_color=logic.MASK_COLOR if is_label else None)
             self.colorbar.visible = not is_label
             self.colorbar.title = "" if is_label else self._label(shown)
             self._set_curves(curves)
-            if tapped is None:
+            if tapped is None and len(self.tap_source.data["x"]):
                 self.tap_source.data = {"x": [], "y": []}
             self._title_model.text = title
             self.image.glyph.global_alpha = 1.0
@@ -1007,7 +1034,7 @@ class Explorer:
         if shown is not None and shown in plane.arrays:
             out = self._m().output(shown)
             view = self.view
-            present = logic.present_codes(view.data[shown][0], len(out.flags))[0] \
+            present = logic.present_codes(view.column(shown), len(out.flags))[0] \
                 if out.is_label and view is not None else []
             self.legend.object = self._legend_html(shown, out.is_label, out.flags, present,
                                                    plane, curves)
@@ -1015,6 +1042,8 @@ class Explorer:
     def _set_curves(self, curves) -> None:
         for i, src in enumerate(self.threshold_sources):
             lines = curves[i][1] if i < len(curves) else []
+            if not lines and not len(src.data["xs"]):
+                continue  # empty stays empty: no patch to send
             src.data = {"xs": [seg[:, 0] for seg in lines],
                         "ys": [seg[:, 1] for seg in lines]}
 
@@ -1091,7 +1120,8 @@ class Explorer:
                                       f"{along} through it.")
             return
         names = [q for q in model.quantities if model.output(q).signed and q in ds]
-        xs, line = self._line(point, along, [*names, *[v for v in model.labels if v in ds]])
+        every = [q for q in model.quantities if q in ds]  # the record: every value
+        xs, line = self._line(point, along, [*every, *[v for v in model.labels if v in ds]])
         at = point[along]
         k = int(np.argmin(np.abs(xs - at)))
         marks: dict[str, list] = {"x": [], "y": [], "color": []}
@@ -1103,7 +1133,7 @@ class Explorer:
             marks["y"].append(float(ys[k]))
             marks["color"].append(LINE_COLORS[i % len(LINE_COLORS)])
         record = {d: point[d] for d in point}
-        values = {q: float(line[q][k]) for q in names}
+        values = {q: float(line[q][k]) for q in every}
         labels = {v: int(line[v][k]) for v in model.labels if v in line}
 
         def apply() -> None:
@@ -1132,13 +1162,17 @@ class Explorer:
             lf.tags = [int(lf.tags[0]) + 1 if lf.tags else 1]  # line plots drawn (tests)
 
         self._apply(apply)
-        parts = [f"{self._label(d, html=True).split(' [')[0]} = {v:.6g}"
-                 for d, v in record.items()]
-        parts += [f"{self._label(q, html=True).split(' [')[0]} = {v:.6g}"
-                  for q, v in values.items()]
+        # every value exactly (shortest round-trip decimal, as the hover and GET /point):
+        # the hover shows only the shown quantity, the record under the map all of them
+        parts = [f'<span class="pm-rec" data-name="{n}" data-value="{logic.exact_text(v)}">'
+                 f"{self._label(n, html=True).split(' [')[0]} = {logic.exact_text(v)}</span>"
+                 for n, v in [*record.items(), *values.items()]]
         for v, c in labels.items():
             flags = model.output(v).flags
-            parts.append(f"{v}: {logic.legend_text(flags[c]) if 0 <= c < len(flags) else '-'}")
+            text = logic.legend_text(flags[c]) if 0 <= c < len(flags) else \
+                "outside the model's domain"
+            parts.append(f'<span class="pm-rec" data-name="{v}" data-value="{text}">'
+                         f"{v}: {text}</span>")
         self.point_info.object = "<b>Point</b> " + ", ".join(parts)
 
     def _line(self, point: dict[str, float], along: str, names: list[str]
@@ -1327,7 +1361,7 @@ def render_view(view: View, model: Model, shown: str, xlabel: str, ylabel: str,
     from ..plot.colors import LABEL_COLORS
 
     out = model.output(shown)
-    values = np.asarray(view.data[shown][0], dtype=np.float64)
+    values = np.asarray(view.column(shown), dtype=np.float64)
     masked = np.asarray(view.data["masked"][0]).astype(bool)
     extent = (view.ax.lo, view.ax.hi, view.ay.lo, view.ay.hi)
     fig = Figure(figsize=(8.5, 4.8), layout="constrained")
