@@ -327,10 +327,12 @@ def default_dataset(records: list[dict[str, Any]], preferred: tuple[str, ...] = 
 def mount_explorer(app, config: ServiceConfig, store: Store, jobs: JobManager,
                    datasets: DatasetCache, path: str = "/explorer") -> None:
     """Serve the explorer at ``path`` of the FastAPI ``app`` (Bokeh sessions over websockets)."""
-    import panel as pn
     from panel.io.fastapi import add_applications
 
-    pn.config.nthreads = max(pn.config.nthreads or 0, 2)  # type: ignore[misc]  # off the loop
+    # No Panel thread pool (``pn.config.nthreads``): a widget event is handled on the event
+    # loop, where a view of a decoded plane is drawn at once with the document lock held
+    # (every patch of it in one go). Reading a plane is what must not block the loop: the
+    # session hands that to a thread of its own (:meth:`Explorer.request_draw`).
 
     def page():  # a plain function: Panel calls it once per browser session
         return explorer_page(config, store, jobs, datasets)
@@ -521,6 +523,9 @@ class Explorer:
         self.layout = pn.Row(sidebar, pn.Column(pn.Row(self.map_pane, self.legend),
                                                 self.point_info, self.line_pane))
 
+        for widget in (self.dataset, self.x, self.y, self.lens, self.shown, self.thresholds,
+                       self.along):
+            _undebounced(widget)
         self.refresh.on_click(lambda event: self.load_list())
         self.dataset.param.watch(lambda event: self._guard(self.open_dataset, event.new),
                                  "value")
@@ -746,6 +751,7 @@ class Explorer:
                     self._slider_pool[d] = slider
                 else:
                     slider.param.update(name=label, options=values, value=value)
+                _undebounced(slider)
                 self.sliders[d] = slider
                 items.append(slider)
         finally:
@@ -845,8 +851,31 @@ class Explorer:
 
         self._apply(apply)
 
+    def _plane_ready(self) -> bool:
+        """Whether drawing the current state reads nothing from the store (its plane is
+        decoded, or there is no map to draw)."""
+        st = self.state
+        if self.ds is None or not st.x or not st.y:
+            return True
+        return (st.dataset, st.x, st.y, tuple(sorted(st.fixed.items()))) in PLANES
+
     def request_draw(self, reset_range: bool = False, style_only: bool = False,
                      window_only: bool = False) -> None:
+        """Redraw for the current state: at once when called on the event loop and the
+        plane is decoded (no thread hop, no document lock to wait for: the handler holds
+        it), else in a thread of its own, so that reading a plane never blocks the event
+        loop that every session and the HTTP API share (the view then reaches the document
+        on the loop's next tick)."""
+        if self._built and self._doc is not None and _on_event_loop() \
+                and not self._plane_ready():
+            self._set_busy()
+            threading.Thread(target=self._request_draw, daemon=True, name="phasemap-draw",
+                             args=(reset_range, style_only, window_only)).start()
+            return
+        self._request_draw(reset_range, style_only, window_only)
+
+    def _request_draw(self, reset_range: bool = False, style_only: bool = False,
+                      window_only: bool = False) -> None:
         """Redraw for the current state; requests that arrive while one is being drawn are
         folded into one more draw of the latest state. A folded draw is a full one, and
         resets the ranges if any folded request asked for it (a dataset switch folded
@@ -855,7 +884,8 @@ class Explorer:
             self._wanted += 1
             mine = self._wanted
             self._reset_pending = self._reset_pending or reset_range
-        self._set_busy()
+        if not _on_event_loop():  # on the loop the view is sent with this handler's patches
+            self._set_busy()
         while True:
             if not self._lock.acquire(blocking=False):
                 return  # the thread drawing now will draw the latest state afterwards
@@ -1316,6 +1346,17 @@ class Explorer:
             if job.status == "done":
                 self.form_progress.value = 100
                 self.load_list(select=job.id)
+
+
+def _undebounced(widget: Any) -> Any:
+    """``widget`` with Panel's debounce of browser changes off (50 ms by default: every
+    slider step, menu choice or lens click waited that long before the server saw it).
+    Bursts are folded by :meth:`Explorer.request_draw` instead. A discrete slider's inner
+    slider (made anew when its options change) is set too."""
+    for w in (widget, getattr(widget, "_slider", None)):
+        if w is not None:
+            w._debounce = 0
+    return widget
 
 
 def _on_event_loop() -> bool:
