@@ -1,9 +1,10 @@
 """The explorer in a real browser: Debian's Chromium, headless, driven by Playwright.
 
 The page is served by the real ``phasemap serve`` on loopback. Checked (issue #15 §2, issue
-#11): the hovered pixel reports the exact stored point (every value equal, bit for bit, to
-the HTTP API's ``/point`` at the same grid point, labels spelled out), clicking that pixel
-selects the same point, marks it on the map and draws a crosshair at it on the line plot,
+#11): the hovered pixel reports the exact stored point (its coordinates, the shown
+quantity equal, bit for bit, to the HTTP API's ``/point`` at the same grid point, labels
+spelled out), clicking that pixel selects the same point, lists every value of it exactly
+under the map, marks it on the map and draws a crosshair at it on the line plot,
 the legend lists exactly the labels in view, the dataset's fixed parameters are shown, a
 slider step redraws, and on a (T, ΔT) plane the invalid region |ΔT| >= 2T is masked and
 drawn as such. Every wait is an explicit condition (the map's view serial, a model

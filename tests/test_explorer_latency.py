@@ -313,30 +313,3 @@ def test_the_clicked_points_record_holds_every_value_exactly(stored):
     flags = model.output("regime").flags
     assert record["regime"] == logic.legend_text(flags[int(sel["regime"])])
 
-
-def test_a_switch_to_a_map_without_sliders_and_back_rebuilds_no_widget(stored):
-    """Switching to a dataset without the slider hides it (a property patch) instead of
-    taking it out of the column, and switching back with the same values keeps the
-    slider's inner model: nothing is rebuilt in the browser."""
-    from phasemap.store.core import compute
-
-    _root, store, _datasets, ds = stored
-    compute({"name": "latency flat", "params": {"T": 7.5, "dT": 2.5},
-             "axes": {"eps": {"start": -3, "stop": 3, "num": 7},
-                      "dV": {"start": -1, "stop": 1, "num": 5}}}, store)
-    ex = _explorer(stored)
-    first = next(r["id"] for r in store.requests() if r["spec"].get("name") == "latency test")
-    flat = next(r["id"] for r in store.requests() if r["spec"].get("name") == "latency flat")
-    ex.open_dataset(first)
-    slider, inner = ex.sliders["dT"], ex.sliders["dT"]._slider
-    column = list(ex.sliders_box.objects)
-    assert slider.visible and slider in column
-    ex.open_dataset(flat)
-    assert ex.sliders == {} and not slider.visible and ex.fixed_pane.visible
-    assert list(ex.sliders_box.objects) == column
-    assert "latency flat" in ex._title_model.text
-    ex.open_dataset(first)
-    assert ex.sliders["dT"] is slider and slider.visible and slider._slider is inner
-    assert list(ex.sliders_box.objects) == column
-    np.testing.assert_array_equal(
-        ex.plane.arrays["J_L"], ds["J_L"].sel(dT=ex.state.fixed["dT"]).transpose("dV", "eps"))

@@ -749,12 +749,8 @@ class Explorer:
                                                        width=290, css_classes=[f"slider-{d}"])
                     slider.param.watch(self._on_slider, "value")
                     self._slider_pool[d] = slider
-                else:  # only what differs: new options rebuild the slider's inner model
-                    changed = {k: v for k, v in (("name", label), ("options", values),
-                                                 ("value", value))
-                               if getattr(slider, k) != v}
-                    if changed:
-                        slider.param.update(**changed)
+                else:
+                    slider.param.update(name=label, options=values, value=value)
                 _undebounced(slider)
                 self.sliders[d] = slider
                 items.append(slider)
@@ -764,16 +760,9 @@ class Explorer:
             if name not in ds.dims and name in ds.coords and ds[name].size == 1:
                 fixed_text.append(f"{self._label(name).split(' [')[0]} = "
                                   f"{float(ds[name]):g}")
-        # Sliders of other datasets stay in the column, hidden: showing or hiding one is a
-        # property patch, while taking it out of the column and back rebuilt its models in
-        # the browser at every switch between datasets with and without it.
-        items += [w for d, w in self._slider_pool.items() if d not in self.sliders]
-        for d, w in self._slider_pool.items():
-            w.visible = d in self.sliders
         if fixed_text:
             self.fixed_pane.object = "Fixed: " + ", ".join(fixed_text)
-        self.fixed_pane.visible = bool(fixed_text)
-        items.append(self.fixed_pane)
+            items.append(self.fixed_pane)
         if [id(o) for o in self.sliders_box.objects] != [id(o) for o in items]:
             self.sliders_box.objects = items
         self.state.fixed = {d: float(s.value) for d, s in self.sliders.items()}
