@@ -686,7 +686,8 @@ class Explorer:
     def open_dataset(self, rid: str | None) -> None:
         if not rid:
             return
-        self._set_busy()
+        if not _on_event_loop():  # on the loop the new view leaves with these patches
+            self._set_busy()
         ds = self.datasets.open(rid)
         self.say("")
         model = model_of(ds)
@@ -1229,7 +1230,8 @@ class Explorer:
     def _hide_lines(self) -> None:
         self.line_fig.visible = False
         self.crosshair.visible = False
-        self.tap_source.data = {"x": [], "y": []}
+        if len(self.tap_source.data["x"]):  # an empty source is not re-sent
+            self.tap_source.data = {"x": [], "y": []}
 
     # --- exports ----------------------------------------------------------------------------
     def _export_widgets(self):
