@@ -6,13 +6,17 @@ quantities, the form fields its parameters, symbols and units their declarations
 themselves are pure functions in :mod:`phasemap.service.explorer_logic`.
 
 Speed (issue #15): the Bokeh document of a session is built once; an interaction only
-replaces the data of its sources (or, for a change of lens or shown variable, which column the
-image reads and the colour map: no data at all). Planes are read from the store once and kept
-decoded in a process-wide LRU (:class:`PlaneCache`); what is sent is the window on screen at
-screen resolution, made of stored points only (never averages, so label codes stay valid and
-the hover reports the exact stored point under the cursor: a click picks the same point).
-Pan and zoom happen in the browser; when they end the window is re-sent at full detail.
-While a redraw is pending the map is dimmed and titled "updating…".
+replaces the data of its sources (a change of lens: which column the image reads and the
+colour map, no data; of the shown quantity: that one column, patched into the source).
+Planes are read from the store once and kept decoded in a process-wide LRU
+(:class:`PlaneCache`); what is sent is the window on screen at screen resolution, made of
+stored points only (never averages, so label codes stay valid and the hover reports the
+exact stored point under the cursor: a click picks the same point), and of those only the
+labels, the domain mask and the shown quantity; the clicked point's record has every value.
+Events are handled on the event loop without a thread hop when the plane is decoded; a
+plane read runs in a thread. Pan and zoom happen in the browser; the window is re-sent
+only when the view lacks extent or detail. While a redraw is pending the map is dimmed and
+titled "updating…".
 """
 
 from __future__ import annotations
