@@ -1,9 +1,10 @@
 """The explorer in a real browser: Debian's Chromium, headless, driven by Playwright.
 
 The page is served by the real ``phasemap serve`` on loopback. Checked (issue #15 §2, issue
-#11): the hovered pixel reports the exact stored point (every value equal, bit for bit, to
-the HTTP API's ``/point`` at the same grid point, labels spelled out), clicking that pixel
-selects the same point, marks it on the map and draws a crosshair at it on the line plot,
+#11): the hovered pixel reports the exact stored point (its coordinates, the shown
+quantity equal, bit for bit, to the HTTP API's ``/point`` at the same grid point, labels
+spelled out), clicking that pixel selects the same point, lists every value of it exactly
+under the map, marks it on the map and draws a crosshair at it on the line plot,
 the legend lists exactly the labels in view, the dataset's fixed parameters are shown, a
 slider step redraws, and on a (T, ΔT) plane the invalid region |ΔT| >= 2T is masked and
 drawn as such. Every wait is an explicit condition (the map's view serial, a model
@@ -56,6 +57,20 @@ TIP_ROWS = """() => {
         out.push([c.querySelector('.pm-name').textContent,
                   c.querySelector('.pm-value').textContent]);
       } else walk(c);
+    }
+  };
+  walk(document.body);
+  return out;
+}"""
+#: The clicked point's record under the map as [name, value] pairs (exact values).
+RECORD = """() => {
+  const out = [];
+  const walk = (n) => {
+    if (n.shadowRoot) walk(n.shadowRoot);
+    for (const c of n.children || []) {
+      if (c.classList && c.classList.contains('pm-rec'))
+        out.push([c.dataset.name, c.dataset.value]);
+      else walk(c);
     }
   };
   walk(document.body);
@@ -137,7 +152,8 @@ def test_hover_and_click_give_the_exact_stored_point(page, server_and_grids, tmp
     assert "T = 7.5" in status  # the fixed parameter, wherever the dataset is named
     assert "T = 7.5" in deep_text(page, ".bk-input")  # the dataset menu
 
-    # hover: every value and both labels of the stored point under the cursor
+    # hover: the coordinates and the labels of the stored point under the cursor (the
+    # lens is shown: no quantity is sent, so none is hovered)
     eps, dv = -10.0, 3.0
     rows = hover(page, eps + 0.3, dv - 0.3)  # inside the cell of (eps, dV) = (-10, 3)
     page.screenshot(path=str(tmp_path / "explorer-hover.png"))
@@ -145,13 +161,25 @@ def test_hover_and_click_give_the_exact_stored_point(page, server_and_grids, tmp
         point = c.get(f"/api/grids/{rid}/point", params={"eps": eps, "dV": dv,
                                                          "dT": 5.0}).json()
     assert float(rows["ε [E₀]"]) == eps and float(rows["ΔV [E₀]"]) == dv
-    for name, key in (("JL [γ₀]", "J_L"), ("QL [E₀ γ₀]", "Q_L"), ("QR [E₀ γ₀]", "Q_R"),
-                      ("P [E₀ γ₀]", "P"), ("σ [γ₀]", "s")):
-        assert float(rows[name]) == point[key], (name, rows[name], point[key])
     assert rows["regime"] == legend_text(point["regime"])
     assert rows["machine"] == legend_text(point["machine"])
     assert point["regime"] == "absolute_negative_mobility"
     assert rows["regime"] == "ANM: absolute negative mobility"
+    assert "JL [γ₀]" not in rows
+
+    # a shown quantity is hovered exactly (bit for bit as GET /point), beside the labels
+    for option, name, key in (("J_L [γ₀]", "JL [γ₀]", "J_L"), ("σ [γ₀]", "σ [γ₀]", "s")):
+        serial = int(page.evaluate(SERIAL))
+        page.locator(".pm-shown select").select_option(label=option)
+        page.wait_for_function(f"({SERIAL})() > {serial}", timeout=60_000)
+        page.mouse.move(5, 5)
+        page.wait_for_function(f"({TIP_ROWS})().length == 0", timeout=30_000)
+        rows = hover(page, eps + 0.3, dv - 0.3)
+        assert float(rows[name]) == point[key], (name, rows[name], point[key])
+        assert float(rows["ε [E₀]"]) == eps and rows["regime"] == legend_text(point["regime"])
+    serial = int(page.evaluate(SERIAL))
+    page.locator(".pm-shown select").select_option(label="labels")
+    page.wait_for_function(f"({SERIAL})() > {serial}", timeout=60_000)
 
     # the legend names exactly the labels present in view, abbreviations spelled out
     with httpx.Client(base_url=url, timeout=60) as c:
@@ -177,6 +205,12 @@ def test_hover_and_click_give_the_exact_stored_point(page, server_and_grids, tmp
     assert marks == [point[k] for k in ("J_L", "Q_L", "Q_R", "P")]
     info = deep_text(page, ".phasemap-point")
     assert "ε = -10" in info and "ΔV = 3" in info and "ANM" in info
+    # the clicked point's record: every value of the point exactly, as GET /point
+    record = dict(page.evaluate(RECORD))
+    for key in ("J_L", "Q_L", "Q_R", "P", "s"):
+        assert float(record[key]) == point[key], (key, record[key], point[key])
+    assert record["regime"] == legend_text(point["regime"])
+    assert float(record["eps"]) == eps and float(record["dV"]) == dv
     page.screenshot(path=str(tmp_path / "explorer-click.png"), full_page=True)
 
     # a slider step redraws the map (a new view) and says so
@@ -206,7 +240,6 @@ def test_the_invalid_region_of_a_t_dt_plane_is_masked(page, server_and_grids, tm
     rows = hover(page, x, y)  # |dT| = 8 >= 2T = 2: outside the domain
     assert rows["regime"] == "outside the model's domain"
     assert rows["machine"] == "outside the model's domain"
-    assert rows["JL [γ₀]"].startswith("NaN")
     page.mouse.move(5, 5)
     page.wait_for_function(f"({TIP_ROWS})().length == 0", timeout=30_000)
     px, py = page.evaluate(PAGE_XY, ["phasemap-map", x, y])
@@ -221,6 +254,15 @@ def test_the_invalid_region_of_a_t_dt_plane_is_masked(page, server_and_grids, tm
     rows = hover(page, ix, iy)
     assert rows["regime"] != "outside the model's domain"
     page.screenshot(path=str(tmp_path / "explorer-masked.png"), full_page=True)
+    # a quantity shown: the masked point is hovered as NaN (outside the domain)
+    serial = int(page.evaluate(SERIAL))
+    page.locator(".pm-shown select").select_option(label="J_L [γ₀]")
+    page.wait_for_function(f"({SERIAL})() > {serial}", timeout=60_000)
+    page.mouse.move(5, 5)
+    page.wait_for_function(f"({TIP_ROWS})().length == 0", timeout=30_000)
+    rows = hover(page, x, y)
+    assert rows["JL [γ₀]"].startswith("NaN")
+    assert rows["regime"] == "outside the model's domain"
 
 def test_two_quick_clicks_both_register(page, server_and_grids):
     """A second click within 300 ms of the first reaches Bokeh as a double tap, not a tap;

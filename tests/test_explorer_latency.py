@@ -173,7 +173,9 @@ def test_pans_inside_the_view_send_nothing_and_zooms_past_it_send_stored_points(
     j_l = ds["J_L"].sel(dT=2.5).transpose("dV", "eps").values
     xs, ys = ex.view.data["xs"][0], ex.view.data["ys"][0]
     assert xs.size == 41 and ys.size == 31
-    np.testing.assert_array_equal(ex.view.data["J_L"][0], j_l)
+    np.testing.assert_array_equal(ex.view.column("J_L"), j_l)
+    regime = ds["regime"].sel(dT=2.5).transpose("dV", "eps").values
+    np.testing.assert_array_equal(ex.view.data["regime"][0], regime)  # the lens, as sent
 
 
 def test_the_line_through_a_click_has_the_values_of_a_fresh_read(stored):
@@ -252,3 +254,62 @@ def test_sliders_are_reused_across_datasets_and_still_redraw(stored):
     assert ex.plane.arrays["J_L"].shape == (31, 41)
     np.testing.assert_array_equal(
         ex.plane.arrays["J_L"], ds["J_L"].sel(dT=ex.state.fixed["dT"]).transpose("dV", "eps"))
+
+
+def test_a_view_sends_what_is_drawn_and_a_variable_change_one_column(stored):
+    """A view carries the labels, the mask and the shown quantity only; changing the shown
+    quantity sends that one column as a data patch into the source on screen (not a new
+    source, not every output), with the values of a fresh read."""
+    from bokeh.document import Document
+    from bokeh.document.events import ColumnDataChangedEvent, ModelChangedEvent
+
+    *_, ds = stored
+    model = get_model("single_level")
+    ex = _explorer(stored)
+    doc = Document()
+    doc.add_root(ex.fig)
+    events: list = []
+    doc.on_change(events.append)
+    fixed = {"eps", "dV"}  # the map's axes (dT is on the slider)
+    assert fixed == {ex.state.x, ex.state.y}
+    sent = set(ex.source.data)
+    assert sent == {*model.labels, "masked", "xs", "ys", "x", "y", "dw", "dh"}
+    source = ex.source
+    ex.shown.value = "Q_L"
+    data = [e for e in events if getattr(e, "model", None) is source and (
+        isinstance(e, ColumnDataChangedEvent)
+        or (isinstance(e, ModelChangedEvent) and e.attr == "data"))]
+    assert len(data) == 1 and isinstance(data[0], ColumnDataChangedEvent)
+    assert data[0].model is source and list(data[0].cols) == ["Q_L"]
+    fresh = ds["Q_L"].sel(dT=ex.state.fixed["dT"]).transpose("dV", "eps").values
+    np.testing.assert_array_equal(ex.source.data["Q_L"][0], fresh)
+    assert ex.image.glyph.image == "Q_L" and "@{Q_L}" in ex.hover.tooltips
+    assert "@{J_L}" not in ex.hover.tooltips and "@{regime}" in ex.hover.tooltips
+    ex.sliders["dT"].value = 2.5  # a new view: the shown quantity, labels, mask only
+    assert set(ex.source.data) == {"Q_L", *model.labels, "masked", "xs", "ys", "x", "y",
+                                   "dw", "dh"}
+    np.testing.assert_array_equal(
+        ex.source.data["Q_L"][0], ds["Q_L"].sel(dT=2.5).transpose("dV", "eps").values)
+
+
+def test_the_clicked_points_record_holds_every_value_exactly(stored):
+    """The hover shows only the shown quantity; the record under the map after a click
+    has every output of the point, as the shortest round-trip decimal of the stored value."""
+    import re
+
+    from bokeh.events import Tap
+
+    *_, ds = stored
+    model = get_model("single_level")
+    ex = _explorer(stored)
+    ex._on_tap(Tap(ex.fig, x=-10.2, y=3.1))
+    record = dict(re.findall(r'data-name="([^"]+)" data-value="([^"]+)"',
+                             ex.point_info.object))
+    sel = ds.sel(eps=-10.0, dT=5.0).sel(dV=3.1, method="nearest").compute()
+    for q in model.quantities:
+        assert float(record[q]) == float(sel[q]) or (np.isnan(float(sel[q]))
+                                                    and record[q] == "NaN"), q
+    assert float(record["eps"]) == -10.0 and record["eps"] == "-10"
+    flags = model.output("regime").flags
+    assert record["regime"] == logic.legend_text(flags[int(sel["regime"])])
+

@@ -248,7 +248,10 @@ def test_the_view_holds_exact_stored_points(t_dt_plane):
     from phasemap.service.explorer import make_view
 
     ds, plane = t_dt_plane
-    view = make_view(plane, ((-4.2, 6.9), (2.1, 8.7)), pixels=(7, 5))
+    view = make_view(plane, ((-4.2, 6.9), (2.1, 8.7)), pixels=(7, 5), columns=("J_L",))
+    # only what is drawn or hovered is sent: the shown quantity, the labels, the mask
+    labels = set(get_model("single_level").labels)
+    assert set(view.data) == {"J_L", *labels, "masked", "xs", "ys", "x", "y", "dw", "dh"}
     j_l = ds["J_L"].transpose("T", "dT").values
     for j in range(view.ax.n):
         for i in range(view.ay.n):
@@ -257,6 +260,9 @@ def test_the_view_holds_exact_stored_points(t_dt_plane):
             stored = j_l[m, k]
             shown = view.data["J_L"][0][i, j]
             assert (math.isnan(stored) and math.isnan(shown)) or stored == shown
+            q_l = ds["Q_L"].transpose("T", "dT").values[m, k]  # not sent: cut on demand
+            cut = view.column("Q_L")[i, j]
+            assert (math.isnan(q_l) and math.isnan(cut)) or q_l == cut
 
 
 def test_render_view_writes_each_format(t_dt_plane):

@@ -6,13 +6,17 @@ quantities, the form fields its parameters, symbols and units their declarations
 themselves are pure functions in :mod:`phasemap.service.explorer_logic`.
 
 Speed (issue #15): the Bokeh document of a session is built once; an interaction only
-replaces the data of its sources (or, for a change of lens or shown variable, which column the
-image reads and the colour map: no data at all). Planes are read from the store once and kept
-decoded in a process-wide LRU (:class:`PlaneCache`); what is sent is the window on screen at
-screen resolution, made of stored points only (never averages, so label codes stay valid and
-the hover reports the exact stored point under the cursor: a click picks the same point).
-Pan and zoom happen in the browser; when they end the window is re-sent at full detail.
-While a redraw is pending the map is dimmed and titled "updating…".
+replaces the data of its sources (a change of lens: which column the image reads and the
+colour map, no data; of the shown quantity: that one column, patched into the source).
+Planes are read from the store once and kept decoded in a process-wide LRU
+(:class:`PlaneCache`); what is sent is the window on screen at screen resolution, made of
+stored points only (never averages, so label codes stay valid and the hover reports the
+exact stored point under the cursor: a click picks the same point), and of those only the
+labels, the domain mask and the shown quantity; the clicked point's record has every value.
+Events are handled on the event loop without a thread hop when the plane is decoded; a
+plane read runs in a thread. Pan and zoom happen in the browser; the window is re-sent
+only when the view lacks extent or detail. While a redraw is pending the map is dimmed and
+titled "updating…".
 """
 
 from __future__ import annotations
@@ -81,6 +85,8 @@ class Plane:
     invalid: np.ndarray
     nbytes: int = 0
     thresholds: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    #: The model's label outputs among ``arrays`` (sent with every view: legend and hover).
+    labels: tuple[str, ...] = ()
 
 
 class PlaneCache:
@@ -225,30 +231,50 @@ def read_plane(ds: xr.Dataset, model: Model, x: str, y: str, fixed: dict[str, fl
         if v in arrays and invalid.any():
             arrays[v] = np.where(invalid, np.int8(-1), arrays[v]).astype(arrays[v].dtype)
     nbytes = sum(a.nbytes for a in arrays.values()) + invalid.nbytes
-    return Plane(xs, ys, arrays, invalid, nbytes)
+    return Plane(xs, ys, arrays, invalid, nbytes,
+                 labels=tuple(v for v in model.labels if v in arrays))
 
 
 @dataclass
 class View:
-    """What is sent for one view: the window's columns and how pixels map to points."""
+    """What is sent for one view: the window's columns and how pixels map to points.
+
+    ``data`` holds only what is drawn or hovered: the label codes (legend and hover), the
+    domain mask, the pixel coordinates and the shown quantity, if any; any other column of
+    the same window is cut from ``plane`` on demand (:meth:`column`)."""
 
     data: dict[str, list]
     ax: logic.ScreenAxis
     ay: logic.ScreenAxis
+    plane: Plane | None = None
+
+    def column(self, name: str) -> np.ndarray:
+        """Output ``name`` on this view's pixels: the column sent, or cut from the plane
+        exactly as :func:`make_view` cuts it (the same stored points)."""
+        if name in self.data:
+            return np.asarray(self.data[name][0])
+        if self.plane is None:
+            raise KeyError(name)
+        return self.plane.arrays[name][np.ix_(self.ay.index, self.ax.index)]
 
 
-def make_view(plane: Plane, window: tuple | None, pixels=(VIEW_PIXELS_X, VIEW_PIXELS_Y)
-              ) -> View:
-    """The columns of the image source for ``window`` ((x0, x1), (y0, y1)) or the whole plane."""
+def make_view(plane: Plane, window: tuple | None, pixels=(VIEW_PIXELS_X, VIEW_PIXELS_Y),
+              columns: Any = None) -> View:
+    """The columns of the image source for ``window`` ((x0, x1), (y0, y1)) or the whole
+    plane: the label outputs, the mask, the pixel coordinates and the outputs named in
+    ``columns`` (the shown quantity), nothing else (issue #15: a view used to carry every
+    output, ~8x the bytes)."""
     ax = logic.screen_axis(plane.xs, window[0] if window else None, pixels[0])
     ay = logic.screen_axis(plane.ys, window[1] if window else None, pixels[1])
     rows, cols = np.ix_(ay.index, ax.index)
-    data: dict[str, list] = {name: [a[rows, cols]] for name, a in plane.arrays.items()}
+    names = list(dict.fromkeys([*plane.labels, *(columns or ())]))
+    data: dict[str, list] = {name: [plane.arrays[name][rows, cols]] for name in names
+                             if name in plane.arrays}
     data["masked"] = [plane.invalid[rows, cols].astype(np.int8)]
     data["xs"] = [plane.xs[ax.index]]
     data["ys"] = [plane.ys[ay.index]]
     data.update(x=[ax.lo], y=[ay.lo], dw=[ax.hi - ax.lo], dh=[ay.hi - ay.lo])
-    return View(data, ax, ay)
+    return View(data, ax, ay, plane)
 
 
 def covers(view: View, plane: Plane, window: tuple | None,
@@ -305,10 +331,12 @@ def default_dataset(records: list[dict[str, Any]], preferred: tuple[str, ...] = 
 def mount_explorer(app, config: ServiceConfig, store: Store, jobs: JobManager,
                    datasets: DatasetCache, path: str = "/explorer") -> None:
     """Serve the explorer at ``path`` of the FastAPI ``app`` (Bokeh sessions over websockets)."""
-    import panel as pn
     from panel.io.fastapi import add_applications
 
-    pn.config.nthreads = max(pn.config.nthreads or 0, 2)  # type: ignore[misc]  # off the loop
+    # No Panel thread pool (``pn.config.nthreads``): a widget event is handled on the event
+    # loop, where a view of a decoded plane is drawn at once with the document lock held
+    # (every patch of it in one go). Reading a plane is what must not block the loop: the
+    # session hands that to a thread of its own (:meth:`Explorer.request_draw`).
 
     def page():  # a plain function: Panel calls it once per browser session
         return explorer_page(config, store, jobs, datasets)
@@ -499,6 +527,9 @@ class Explorer:
         self.layout = pn.Row(sidebar, pn.Column(pn.Row(self.map_pane, self.legend),
                                                 self.point_info, self.line_pane))
 
+        for widget in (self.dataset, self.x, self.y, self.lens, self.shown, self.thresholds,
+                       self.along):
+            _undebounced(widget)
         self.refresh.on_click(lambda event: self.load_list())
         self.dataset.param.watch(lambda event: self._guard(self.open_dataset, event.new),
                                  "value")
@@ -659,7 +690,8 @@ class Explorer:
     def open_dataset(self, rid: str | None) -> None:
         if not rid:
             return
-        self._set_busy()
+        if not _on_event_loop():  # on the loop the new view leaves with these patches
+            self._set_busy()
         ds = self.datasets.open(rid)
         self.say("")
         model = model_of(ds)
@@ -687,7 +719,6 @@ class Explorer:
         self.state.param.update(dataset=rid, x=x, y=y, along=x, tapped=None, window=None,
                                 lens=self.lens.value or None, shown=self.shown.value)
         self.draw_lines()
-        self._build_hover(labels, quantities)
         self.build_sliders()
         self.request_draw(reset_range=True)
 
@@ -725,6 +756,7 @@ class Explorer:
                     self._slider_pool[d] = slider
                 else:
                     slider.param.update(name=label, options=values, value=value)
+                _undebounced(slider)
                 self.sliders[d] = slider
                 items.append(slider)
         finally:
@@ -740,33 +772,32 @@ class Explorer:
             self.sliders_box.objects = items
         self.state.fixed = {d: float(s.value) for d, s in self.sliders.items()}
 
-    def _build_hover(self, labels: list[str], quantities: list[str]) -> None:
+    def _hover_spec(self, shown: str | None) -> tuple[str, dict[str, Any]]:
+        """The hover's template and formatters for the view's columns: the stored point's
+        coordinates, the shown quantity (if a quantity is shown) and every label, all
+        exact (shortest round-trip decimal of the stored float). The point's other values
+        are in its record under the map, on click."""
         from bokeh.models import CustomJSHover
 
-        rows = [(self._label(self.state.x, html=True) if self.state.x else "x", "$x{custom}"),
-                (self._label(self.state.y, html=True) if self.state.y else "y", "$y{custom}")]
+        st, model = self.state, self._m()
+        rows = [(self._label(st.x, html=True) if st.x else "x", "$x{custom}"),
+                (self._label(st.y, html=True) if st.y else "y", "$y{custom}")]
         formatters = {"$x": self.formatters["xs"], "$y": self.formatters["ys"]}
-        for v in labels:
-            names = [logic.legend_text(f) for f in self._m().output(v).flags]
+        if shown is not None and not model.output(shown).is_label:
+            rows.append((self._label(shown, html=True), f"@{{{shown}}}{{custom}}"))
+            formatters[f"@{{{shown}}}"] = self.formatters["exact"]
+        for v in (v for v in model.labels if self.ds is not None and v in self.ds):
+            names = [logic.legend_text(f) for f in model.output(v).flags]
             key = f"label-{v}"
             if key not in self.formatters:
                 self.formatters[key] = CustomJSHover(args={"names": names}, code=_LABEL)
-            else:
+            elif self.formatters[key].args.get("names") != names:
                 self.formatters[key].args = {"names": names}
             rows.append((v, f"@{{{v}}}{{custom}}"))
             formatters[f"@{{{v}}}"] = self.formatters[key]
-        for q in quantities:
-            rows.append((self._label(q, html=True), f"@{{{q}}}{{custom}}"))
-            formatters[f"@{{{q}}}"] = self.formatters["exact"]
         html = "".join(f'<div class="pm-row"><span class="pm-name">{name}</span>: '
                        f'<span class="pm-value">{ref}</span></div>' for name, ref in rows)
-        tooltips = f'<div class="phasemap-tip">{html}</div>'
-
-        def apply() -> None:
-            self.hover.formatters = formatters
-            self.hover.tooltips = tooltips
-
-        self._apply(apply)
+        return f'<div class="phasemap-tip">{html}</div>', formatters
 
     # --- events ----------------------------------------------------------------------------
     def _on_axis(self, which: str) -> None:
@@ -780,9 +811,6 @@ class Explorer:
             self._quiet = False
         self.state.param.update(x=x, y=y, tapped=None, window=None)
         self.draw_lines()
-        if self.ds is not None and self.model is not None:
-            self._build_hover([v for v in self._m().labels if v in self.ds],
-                              [v for v in self._m().quantities if v in self.ds])
         self.build_sliders()
         self.request_draw(reset_range=True)
 
@@ -828,8 +856,31 @@ class Explorer:
 
         self._apply(apply)
 
+    def _plane_ready(self) -> bool:
+        """Whether drawing the current state reads nothing from the store (its plane is
+        decoded, or there is no map to draw)."""
+        st = self.state
+        if self.ds is None or not st.x or not st.y:
+            return True
+        return (st.dataset, st.x, st.y, tuple(sorted(st.fixed.items()))) in PLANES
+
     def request_draw(self, reset_range: bool = False, style_only: bool = False,
                      window_only: bool = False) -> None:
+        """Redraw for the current state: at once when called on the event loop and the
+        plane is decoded (no thread hop, no document lock to wait for: the handler holds
+        it), else in a thread of its own, so that reading a plane never blocks the event
+        loop that every session and the HTTP API share (the view then reaches the document
+        on the loop's next tick)."""
+        if self._built and self._doc is not None and _on_event_loop() \
+                and not self._plane_ready():
+            self._set_busy()
+            threading.Thread(target=self._request_draw, daemon=True, name="phasemap-draw",
+                             args=(reset_range, style_only, window_only)).start()
+            return
+        self._request_draw(reset_range, style_only, window_only)
+
+    def _request_draw(self, reset_range: bool = False, style_only: bool = False,
+                      window_only: bool = False) -> None:
         """Redraw for the current state; requests that arrive while one is being drawn are
         folded into one more draw of the latest state. A folded draw is a full one, and
         resets the ranges if any folded request asked for it (a dataset switch folded
@@ -838,7 +889,8 @@ class Explorer:
             self._wanted += 1
             mine = self._wanted
             self._reset_pending = self._reset_pending or reset_range
-        self._set_busy()
+        if not _on_event_loop():  # on the loop the view is sent with this handler's patches
+            self._set_busy()
         while True:
             if not self._lock.acquire(blocking=False):
                 return  # the thread drawing now will draw the latest state afterwards
@@ -876,17 +928,22 @@ class Explorer:
         x, y, fixed = st.x, st.y, dict(st.fixed)
         plane = PLANES.get(key, lambda: read_plane(ds, model, x, y, fixed))
         new_plane = plane is not self.plane
+        shown = st.lens if st.shown == "labels" else st.shown
+        if shown is None or shown not in plane.arrays:
+            shown = next(iter(plane.arrays))
+        is_label = model.output(shown).is_label
+        patch: dict[str, list] = {}
         if style_only and not new_plane and self.view is not None:
             view = self.view
         elif window_only and not new_plane and self.view is not None and \
                 covers(self.view, plane, st.window):
             view = self.view  # every stored point of the new window is already there
         else:
-            view = make_view(plane, None if reset_range else st.window)
-        shown = st.lens if st.shown == "labels" else st.shown
-        if shown is None or shown not in plane.arrays:
-            shown = next(iter(plane.arrays))
-        is_label = model.output(shown).is_label
+            view = make_view(plane, None if reset_range else st.window,
+                             columns=() if is_label else (shown,))
+        if shown not in view.data:  # another quantity of the same view: one column
+            patch[shown] = [view.column(shown)]
+            view.data[shown] = patch[shown]
         if is_label:
             flags = model.output(shown).flags
             present, _ = logic.present_codes(view.data[shown][0], len(flags))
@@ -904,6 +961,7 @@ class Explorer:
         title = self._title(shown)
         tapped = st.tapped
         send = view is not self.view
+        tooltips, formatters = self._hover_spec(shown)
 
         def apply() -> None:
             if not window_only or new_plane:
@@ -914,14 +972,18 @@ class Explorer:
                     self.fig.yaxis.axis_label = self._label(y)
             if send:
                 self.image.glyph.image = "masked"
-                self.source.data = view.data
+                self.source.data = dict(view.data)
+            elif patch:  # a data patch of the new column into the source on screen
+                self.source.data.update(patch)
             self.image.glyph.image = shown
+            if self.hover.tooltips != tooltips:
+                self.hover.update(formatters=formatters, tooltips=tooltips)
             self.mapper.update(palette=palette, low=low, high=high,
                                low_color=logic.MASK_COLOR if is_label else None)
             self.colorbar.visible = not is_label
             self.colorbar.title = "" if is_label else self._label(shown)
             self._set_curves(curves)
-            if tapped is None:
+            if tapped is None and len(self.tap_source.data["x"]):
                 self.tap_source.data = {"x": [], "y": []}
             self._title_model.text = title
             self.image.glyph.global_alpha = 1.0
@@ -1007,7 +1069,7 @@ class Explorer:
         if shown is not None and shown in plane.arrays:
             out = self._m().output(shown)
             view = self.view
-            present = logic.present_codes(view.data[shown][0], len(out.flags))[0] \
+            present = logic.present_codes(view.column(shown), len(out.flags))[0] \
                 if out.is_label and view is not None else []
             self.legend.object = self._legend_html(shown, out.is_label, out.flags, present,
                                                    plane, curves)
@@ -1015,6 +1077,8 @@ class Explorer:
     def _set_curves(self, curves) -> None:
         for i, src in enumerate(self.threshold_sources):
             lines = curves[i][1] if i < len(curves) else []
+            if not lines and not len(src.data["xs"]):
+                continue  # empty stays empty: no patch to send
             src.data = {"xs": [seg[:, 0] for seg in lines],
                         "ys": [seg[:, 1] for seg in lines]}
 
@@ -1091,7 +1155,8 @@ class Explorer:
                                       f"{along} through it.")
             return
         names = [q for q in model.quantities if model.output(q).signed and q in ds]
-        xs, line = self._line(point, along, [*names, *[v for v in model.labels if v in ds]])
+        every = [q for q in model.quantities if q in ds]  # the record: every value
+        xs, line = self._line(point, along, [*every, *[v for v in model.labels if v in ds]])
         at = point[along]
         k = int(np.argmin(np.abs(xs - at)))
         marks: dict[str, list] = {"x": [], "y": [], "color": []}
@@ -1103,7 +1168,7 @@ class Explorer:
             marks["y"].append(float(ys[k]))
             marks["color"].append(LINE_COLORS[i % len(LINE_COLORS)])
         record = {d: point[d] for d in point}
-        values = {q: float(line[q][k]) for q in names}
+        values = {q: float(line[q][k]) for q in every}
         labels = {v: int(line[v][k]) for v in model.labels if v in line}
 
         def apply() -> None:
@@ -1132,13 +1197,17 @@ class Explorer:
             lf.tags = [int(lf.tags[0]) + 1 if lf.tags else 1]  # line plots drawn (tests)
 
         self._apply(apply)
-        parts = [f"{self._label(d, html=True).split(' [')[0]} = {v:.6g}"
-                 for d, v in record.items()]
-        parts += [f"{self._label(q, html=True).split(' [')[0]} = {v:.6g}"
-                  for q, v in values.items()]
+        # every value exactly (shortest round-trip decimal, as the hover and GET /point):
+        # the hover shows only the shown quantity, the record under the map all of them
+        parts = [f'<span class="pm-rec" data-name="{n}" data-value="{logic.exact_text(v)}">'
+                 f"{self._label(n, html=True).split(' [')[0]} = {logic.exact_text(v)}</span>"
+                 for n, v in [*record.items(), *values.items()]]
         for v, c in labels.items():
             flags = model.output(v).flags
-            parts.append(f"{v}: {logic.legend_text(flags[c]) if 0 <= c < len(flags) else '-'}")
+            text = logic.legend_text(flags[c]) if 0 <= c < len(flags) else \
+                "outside the model's domain"
+            parts.append(f'<span class="pm-rec" data-name="{v}" data-value="{text}">'
+                         f"{v}: {text}</span>")
         self.point_info.object = "<b>Point</b> " + ", ".join(parts)
 
     def _line(self, point: dict[str, float], along: str, names: list[str]
@@ -1165,7 +1234,8 @@ class Explorer:
     def _hide_lines(self) -> None:
         self.line_fig.visible = False
         self.crosshair.visible = False
-        self.tap_source.data = {"x": [], "y": []}
+        if len(self.tap_source.data["x"]):  # an empty source is not re-sent
+            self.tap_source.data = {"x": [], "y": []}
 
     # --- exports ----------------------------------------------------------------------------
     def _export_widgets(self):
@@ -1284,6 +1354,17 @@ class Explorer:
                 self.load_list(select=job.id)
 
 
+def _undebounced(widget: Any) -> Any:
+    """``widget`` with Panel's debounce of browser changes off (50 ms by default: every
+    slider step, menu choice or lens click waited that long before the server saw it).
+    Bursts are folded by :meth:`Explorer.request_draw` instead. A discrete slider's inner
+    slider (made anew when its options change) is set too."""
+    for w in (widget, getattr(widget, "_slider", None)):
+        if w is not None:
+            w._debounce = 0
+    return widget
+
+
 def _on_event_loop() -> bool:
     """Whether this thread runs the (Bokeh server's) asyncio event loop."""
     import asyncio
@@ -1327,7 +1408,7 @@ def render_view(view: View, model: Model, shown: str, xlabel: str, ylabel: str,
     from ..plot.colors import LABEL_COLORS
 
     out = model.output(shown)
-    values = np.asarray(view.data[shown][0], dtype=np.float64)
+    values = np.asarray(view.column(shown), dtype=np.float64)
     masked = np.asarray(view.data["masked"][0]).astype(bool)
     extent = (view.ax.lo, view.ax.hi, view.ay.lo, view.ay.hi)
     fig = Figure(figsize=(8.5, 4.8), layout="constrained")

@@ -351,6 +351,18 @@ def neighbour_values(coords: Mapping[str, np.ndarray], fixed: Mapping[str, float
     return out
 
 
+def exact_text(value: float) -> str:
+    """A float as its shortest round-trip decimal, the way the browser prints it
+    (``String(x)``: ``-10`` for -10.0, ``NaN``): parsing it gives the same float back."""
+    v = float(value)
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    text = repr(v)
+    return text[:-2] if text.endswith(".0") else text
+
+
 def color_limits(values: np.ndarray, signed: bool) -> tuple[float, float]:
     """Colour-map limits: symmetric about 0 for a signed quantity (diverging map centred on
     0), the finite range otherwise; a flat or empty field gets a unit-wide range."""
