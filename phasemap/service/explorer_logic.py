@@ -14,6 +14,8 @@ store) in one place.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -445,10 +447,25 @@ def read_slice(ds: xr.Dataset, x: str, y: str, fixed: Mapping[str, float],
     and both labels, as stored or derived on read), loaded into memory.
 
     This is the explorer's only read of map data (the line plot and the CSV export read
-    through :mod:`phasemap.query`-style selections of the same dataset). It goes through the
-    dataset's dask graph today; a direct slice reader of the store returning the same
-    ``xarray.Dataset`` (dims ``(y, x)``, the same variables) can replace its body.
+    through :mod:`phasemap.query`-style selections of the same dataset). A dataset opened
+    from a store is read with :meth:`phasemap.store.Store.slice` (the inner chunks the plane
+    touches, straight from the shards, outputs derived for the plane alone: no dask graph);
+    any other dataset through its own selection.
     """
     index = slice_index({str(d): ds[d].values for d in ds.dims}, [str(d) for d in ds.dims],
                         x, y, fixed)
+    spec, url = ds.attrs.get("spec"), ds.attrs.get("store")
+    if isinstance(spec, str) and isinstance(url, str):
+        from ..grid import GridSpec
+
+        at = {str(d): float(ds[d].values[i]) for d, i in index.items()}
+        return _store(url).slice(GridSpec.from_dict(json.loads(spec)), x=x, y=y, at=at,
+                                 variables=list(outputs)).transpose(y, x)
     return ds[list(outputs)].isel(index).transpose(y, x).compute()
+
+
+@functools.lru_cache(maxsize=8)
+def _store(url: str):
+    from ..store import Store
+
+    return Store(url)
