@@ -604,7 +604,7 @@ class Explorer:
         fig.on_event(RangesUpdate, self._on_ranges)
         # The browser redraws pans and zooms itself; it reports the new ranges (RangesUpdate)
         # once the gesture has been still for ``lod_timeout`` ms: the debounce of refetches.
-        fig.lod_interval, fig.lod_timeout = 100, 150
+        fig.lod_interval, fig.lod_timeout = 100, 60
         self.fig = fig
 
         lf = figure(name="phasemap-lines", frame_width=FRAME_WIDTH, frame_height=230,
