@@ -690,6 +690,17 @@ class Explorer:
     def open_dataset(self, rid: str | None) -> None:
         if not rid:
             return
+        if self._doc is not None and self._built and _on_event_loop():
+            from panel.io.document import hold
+
+            # a switch changes ~30 properties of widgets, sliders, line plot and map: one
+            # combined patch, one layout pass in the browser, instead of one per property
+            with hold(self._doc, policy="combine"):
+                self._open_dataset(rid)
+        else:
+            self._open_dataset(rid)
+
+    def _open_dataset(self, rid: str) -> None:
         if not _on_event_loop():  # on the loop the new view leaves with these patches
             self._set_busy()
         ds = self.datasets.open(rid)
