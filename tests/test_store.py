@@ -14,6 +14,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -878,3 +879,40 @@ def test_every_file_and_folder_has_one_mode(tmp_path):
         modes.setdefault(oct(p.stat().st_mode & 0o777), []).append(p.name)
     files = {m for m, names in modes.items() if m != "0o775"}
     assert files == {"0o664"}, {m: n[:3] for m, n in modes.items()}
+
+
+def test_gc_does_not_honour_the_lease_of_a_dead_local_process(tmp_path):
+    """A compute killed with SIGKILL leaves its lease with a fresh heartbeat; its holder, a
+    process of this machine, no longer exists, so gc neither keeps its family nor its
+    temporaries (a live holder's lease, and one on another machine, are honoured)."""
+    import subprocess
+    import sys
+
+    from phasemap.store import core
+
+    store = Store(tmp_path / "store")
+    ds = compute(grid(T=[7.5]), store)
+    family = ds.attrs["family"]
+    store.remove_request(ds.attrs["dataset_id"])
+    temp = tmp_path / "store" / "families" / family / ".tmp-left-by-a-killed-writer"
+    temp.write_bytes(b"")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    pid = int(dead.stdout)
+
+    def lease_of(pid, host):
+        lease = core.Lease(store, [family])
+        store.write_blob(lease.key, json.dumps({"families": [family], "heartbeat": time.time(),
+                                                "host": host, "pid": pid}).encode())
+        return lease
+
+    alive = lease_of(os.getpid(), socket.gethostname())
+    elsewhere = lease_of(pid, "another-machine")
+    res = store.gc(grace_seconds=0)
+    assert res["families_removed"] == 0 and temp.exists()
+    store.delete(alive.key)
+    store.delete(elsewhere.key)
+    lease_of(pid, socket.gethostname())
+    res = store.gc(grace_seconds=0)
+    assert res == {"families_removed": 1, "temporaries_removed": 0, "leases_removed": 1}
+    assert store.leases() == [] and not temp.exists()

@@ -57,7 +57,7 @@ from .blobs import BlobStore
 from .codec import _shard_encoder, compressors
 from .family import REPAIR, Family
 from .layout import FORMAT_VERSION, FamilyLayout, Window, spec_id
-from .leases import LEASE_HEARTBEAT, LEASE_TTL, Lease
+from .leases import LEASE_HEARTBEAT, LEASE_TTL, Lease, holder_gone
 from .plan import Plan, _shard_of, as_spec, plan
 from .records import ShardReport, _RecordFile, shard_name
 from .run import compute, run_shards
@@ -341,10 +341,11 @@ class Store(BlobStore):
                 lease = json.loads(raw or b"")
                 out.append({"id": name.removesuffix(".json"),
                             "families": list(lease["families"]),
-                            "heartbeat": float(lease["heartbeat"])})
+                            "heartbeat": float(lease["heartbeat"]),
+                            "holder_gone": holder_gone(lease.get("host"), lease.get("pid"))})
             except (ValueError, KeyError, TypeError):
                 out.append({"id": name.removesuffix(".json"), "families": [],
-                            "heartbeat": 0.0, "damaged": True})
+                            "heartbeat": 0.0, "holder_gone": False, "damaged": True})
         return out
 
     def check_limits(self, p: Plan) -> None:
@@ -374,7 +375,8 @@ class Store(BlobStore):
         A compute holds a :class:`Lease` on its families, renewed every
         :data:`LEASE_HEARTBEAT` seconds; ``gc`` keeps every family named by a lease whose
         last heartbeat is less than :data:`LEASE_TTL` old (read from the lease itself, so the
-        same on object stores), and re-reads the leases just before deleting each family.
+        same on object stores) and held by no process of this machine known to be dead, and
+        re-reads the leases just before deleting each family.
         Temporaries (local disks only) go when their family has no live lease and they are
         older than ``grace_seconds``.
         """
@@ -384,7 +386,8 @@ class Store(BlobStore):
             live: set[str] = set()
             expired = []
             for lease in self.leases():
-                if time.time() - lease["heartbeat"] < LEASE_TTL:
+                if time.time() - lease["heartbeat"] < LEASE_TTL and \
+                        not lease.get("holder_gone"):
                     live.update(lease["families"])
                 else:
                     expired.append(lease["id"])

@@ -21,6 +21,21 @@ LEASE_TTL = 120.0
 LEASE_HEARTBEAT = 15.0
 
 
+def holder_gone(host: object, pid: object) -> bool:
+    """Whether a lease's holder is known to be dead: a process of this machine that no
+    longer exists. A holder on another machine, or one we cannot check, counts as alive
+    (its lease then lasts until its heartbeat is :data:`LEASE_TTL` old)."""
+    if host != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
+
+
 class Lease:
     """A compute's claim on families, which :meth:`Store.gc` honours.
 
@@ -28,8 +43,10 @@ class Lease:
     heartbeat (its clock, epoch seconds), rewritten every :data:`LEASE_HEARTBEAT` seconds by
     a thread of its own while held. ``gc`` keeps every family of a lease whose heartbeat is
     less than :data:`LEASE_TTL` old, so a live compute is safe on a local disk and an object
-    store alike, and a killed one's lease simply expires (and ``gc`` removes it). Clocks of
-    the machines sharing a store must agree to well within ``LEASE_TTL``.
+    store alike, and a killed one's lease simply expires (and ``gc`` removes it); a lease
+    whose holder was a process of this machine that no longer exists (:func:`holder_gone`,
+    e.g. a ``kill -9``) is not honoured at all. Clocks of the machines sharing a store must
+    agree to well within ``LEASE_TTL``.
     """
 
     def __init__(self, store: BlobStore, families: Iterable[str]):
