@@ -700,7 +700,12 @@ class Family:
         coords.update(self.layout.params)  # fixed parameters as scalar coordinates
         ds = xr.Dataset({o: (dims, arrays[o]) for o in model.outputs if o in arrays},
                         coords=coords)
-        from ..evaluation import add_validity  # the same flag evaluate adds
+        return self._as_dataset(ds, model, spec)
+
+    def _as_dataset(self, ds: xr.Dataset, model, spec: GridSpec) -> xr.Dataset:
+        """``ds`` read from this family with the ``valid`` flag evaluate adds and the CF and
+        provenance attributes every reader returns (a window or a plane alike)."""
+        from ..evaluation import add_validity
 
         ds = add_validity(ds, model)
         return apply_attrs(ds, {"model": model.name, "model_version": model.version,
@@ -783,15 +788,7 @@ class Family:
         coords: dict[str, Any] = {x: xs, y: ys, **fixed}
         coords.update(self.layout.params)
         ds = xr.Dataset({v: ((y, x), values[v]) for v in names}, coords=coords)
-        from ..evaluation import add_validity  # the same flag evaluate adds
-
-        ds = add_validity(ds, model)
-        return apply_attrs(ds, {"model": model.name, "model_version": model.version,
-                                "phasemap_version": __version__,
-                                "references": model.references,
-                                "spec": json.dumps(spec.to_dict()),
-                                "dataset_id": spec_id(spec), "store": self.store.url,
-                                "family": self.key}, model=model)
+        return self._as_dataset(ds, model, spec)
 
     def _derive_plane(self, model, stored: dict[str, np.ndarray], fixed: dict[str, Any],
                       x: str, xs: np.ndarray, y: str, ys: np.ndarray) -> dict[str, np.ndarray]:
